@@ -1,0 +1,65 @@
+/** `shoal start`: runs one peer in the foreground until SIGTERM/SIGINT. */
+import { parseCommandArgs, stringFlag, listFlag } from '../args.ts'
+import { resolveStartConfig } from '../../node/config.ts'
+import { createLogger } from '../../node/logger.ts'
+import { Peer } from '../../node/peer.ts'
+
+export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
+                   [--api SOCKET] [--name NAME] [--secret-file FILE]
+                   [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]`
+
+export async function startCommand(argv: string[]): Promise<number> {
+  const p = parseCommandArgs('start', argv, {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string', multiple: true },
+    bootstrap: { type: 'string', multiple: true },
+    api: { type: 'string' },
+    name: { type: 'string' },
+    'secret-file': { type: 'string' },
+    dns: { type: 'string' },
+    docker: { type: 'string' },
+    'log-level': { type: 'string' },
+  }, { min: 0, max: 0 })
+  const config = resolveStartConfig({
+    dataDir: stringFlag(p, 'data-dir'),
+    listen: listFlag(p, 'listen'),
+    bootstrap: listFlag(p, 'bootstrap'),
+    api: stringFlag(p, 'api'),
+    name: stringFlag(p, 'name'),
+    secretFile: stringFlag(p, 'secret-file'),
+    dns: stringFlag(p, 'dns'),
+    docker: stringFlag(p, 'docker'),
+    logLevel: stringFlag(p, 'log-level'),
+  })
+  const log = createLogger(config.logLevel)
+  // A network library's stray rejection must not take the whole peer down with it.
+  process.on('unhandledRejection', (reason) => log.warn(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}`))
+
+  const peer = new Peer(config, log)
+  let stopping: Promise<void> | null = null
+  const stop = (signal: string): void => {
+    if (stopping !== null) {
+      log.warn(`${signal} again: exiting without a graceful leave`)
+      process.exit(130)
+    }
+    log.info(`${signal}: leaving the cluster`)
+    stopping = peer.stop()
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+  try {
+    await peer.start()
+  } catch (err) {
+    await peer.stop().catch(() => undefined)
+    throw err
+  }
+  await new Promise<void>((resolve) => {
+    const wait = setInterval(() => {
+      if (stopping !== null) {
+        clearInterval(wait)
+        void stopping.then(resolve)
+      }
+    }, 50)
+  })
+  return 0
+}

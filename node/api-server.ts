@@ -1,0 +1,118 @@
+/**
+ * The admin API: versioned HTTP+JSON on a Unix socket (mode 0600), as Docker's engine API.
+ * Only the local user who owns the socket can drive the peer; the CLI is its only client.
+ */
+import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
+import { connect } from 'node:net'
+import { chmodSync, unlinkSync, existsSync } from 'node:fs'
+import { UserError } from './errors.ts'
+
+/** Requests larger than this are refused: the API takes small commands, not uploads. */
+const REQUEST_BODY_MAX_BYTES = 1024 * 1024
+
+/** A handler's answer: a JSON body, or a stream it writes itself (events). */
+export type ApiResult = { status: number; body: unknown } | { stream: (res: ServerResponse, req: IncomingMessage) => void }
+
+/** The parsed request a handler sees. */
+export interface ApiRequest {
+  query: URLSearchParams
+  body: unknown
+}
+
+export type ApiHandler = (req: ApiRequest) => ApiResult | Promise<ApiResult>
+
+/** A client error with an HTTP status; its message goes to the user as is. */
+export class ApiError extends Error {
+  override readonly name = 'ApiError'
+  readonly status: number
+  constructor(status: number, message: string) {
+    super(message)
+    this.status = status
+  }
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req) {
+    size += (chunk as Buffer).byteLength
+    if (size > REQUEST_BODY_MAX_BYTES) throw new ApiError(413, `request body is over ${REQUEST_BODY_MAX_BYTES} bytes`)
+    chunks.push(chunk as Buffer)
+  }
+  if (size === 0) return undefined
+  const type = req.headers['content-type'] ?? ''
+  if (!type.startsWith('application/json')) throw new ApiError(415, 'send the request body as application/json')
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+  } catch (err) {
+    throw new ApiError(400, `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
+  }
+}
+
+/** True when something accepts connections on the Unix socket at `path`. */
+export function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(path)
+    sock.once('connect', () => {
+      sock.destroy()
+      resolve(true)
+    })
+    sock.once('error', () => resolve(false))
+  })
+}
+
+/** Serves `routes` ("METHOD /path") on the socket; refuses a socket a live process serves. */
+export async function startApiServer(path: string, routes: Map<string, ApiHandler>, log: { debug(m: string): void; warn(m: string): void }): Promise<Server> {
+  if (existsSync(path)) {
+    if (await socketIsLive(path)) {
+      throw new UserError(`API socket ${path} is already served by a running peer; stop that peer or pass another --api`)
+    }
+    unlinkSync(path) // left behind by a peer that crashed
+  }
+  const server = createServer((req, res) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://shoal')
+      const route = routes.get(`${req.method ?? 'GET'} ${url.pathname}`)
+      try {
+        if (route === undefined) {
+          const pathKnown = [...routes.keys()].some((k) => k.endsWith(` ${url.pathname}`))
+          throw pathKnown ? new ApiError(405, `${req.method} is not allowed on ${url.pathname}`) : new ApiError(404, `no such endpoint: ${url.pathname}`)
+        }
+        const result = await route({ query: url.searchParams, body: await readBody(req) })
+        if ('stream' in result) result.stream(res, req)
+        else sendJson(res, result.status, result.body)
+      } catch (err) {
+        if (err instanceof ApiError) {
+          sendJson(res, err.status, { error: err.message })
+        } else {
+          log.warn(`API ${req.method} ${url.pathname} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+          sendJson(res, 500, { error: `internal error: ${err instanceof Error ? err.message : String(err)}; see the peer's log` })
+        }
+      }
+    })()
+  })
+  server.on('clientError', (_err, socket) => {
+    // Unparseable HTTP: answer 400 rather than leaving the client hanging.
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n{"error":"malformed HTTP request"}')
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new UserError(`cannot serve the API on ${path}: ${err.message}; pass a writable --api path`)),
+    )
+    // umask-proof: nobody but the owner may connect even between listen() and chmod().
+    const oldMask = process.umask(0o177)
+    server.listen(path, () => {
+      process.umask(oldMask)
+      resolve()
+    })
+  })
+  chmodSync(path, 0o600)
+  log.debug(`API listening on ${path}`)
+  return server
+}

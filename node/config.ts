@@ -1,0 +1,124 @@
+/** Resolves and validates `shoal start` options into a complete peer configuration. */
+import { homedir, hostname } from 'node:os'
+import { join, resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { UsageError, errorMessage } from './errors.ts'
+import { isLogLevel, type LogLevel } from './logger.ts'
+
+/** Options as the user gave them (all optional; defaults filled by `resolveStartConfig`). */
+export interface StartOptions {
+  dataDir?: string
+  listen?: string[]
+  bootstrap?: string[]
+  api?: string
+  name?: string
+  secretFile?: string
+  dns?: string
+  docker?: string
+  logLevel?: string
+}
+
+/** Where the DNS server listens, or off. */
+export type DnsListen = { host: string; port: number } | 'off'
+
+/** A fully resolved, validated peer configuration. */
+export interface StartConfig {
+  dataDir: string
+  listen: Multiaddr[]
+  bootstrap: Multiaddr[]
+  apiSocket: string
+  name: string
+  secretFile: string | undefined
+  dns: DnsListen
+  docker: string | 'none'
+  dockerDefaulted: boolean
+  logLevel: LogLevel
+}
+
+export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
+export const DEFAULT_DNS = '127.0.0.1:5353'
+export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock'
+/** sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL. */
+const UNIX_SOCKET_PATH_MAX_BYTES = 107
+const NAME_PATTERN = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/
+
+/** The default data dir: `$XDG_DATA_HOME/shoal`, else `~/.local/share/shoal`. */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env['XDG_DATA_HOME'] !== undefined && env['XDG_DATA_HOME'] !== '' ? env['XDG_DATA_HOME'] : join(homedir(), '.local', 'share')
+  return join(base, 'shoal')
+}
+
+/** Validates a Unix socket path's length, which the kernel limits. */
+export function checkSocketPath(path: string, flag: string): string {
+  if (Buffer.byteLength(path) > UNIX_SOCKET_PATH_MAX_BYTES) {
+    throw new UsageError(`${flag} ${path} is longer than ${UNIX_SOCKET_PATH_MAX_BYTES} bytes, the limit for Unix socket paths; choose a shorter path`)
+  }
+  return path
+}
+
+function parseMultiaddr(text: string, flag: string): Multiaddr {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(text)
+  } catch (err) {
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a valid multiaddr (${errorMessage(err)}); expected e.g. /ip4/10.0.0.1/tcp/7946`)
+  }
+  const names = ma.getComponents().map((c) => c.name)
+  if (!names.includes('tcp')) throw new UsageError(`${flag} ${text}: Shoal peers speak TCP; expected e.g. /ip4/10.0.0.1/tcp/7946`)
+  return ma
+}
+
+/** Parses `HOST:PORT` or `off` for --dns. */
+export function parseDnsListen(text: string): DnsListen {
+  if (text === 'off') return 'off'
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text)
+  const port = match === null ? NaN : Number(match[2])
+  if (match === null || match[1] === undefined || port < 1 || port > 65535) {
+    throw new UsageError(`--dns ${JSON.stringify(text)}: expected HOST:PORT (e.g. 127.0.0.1:5353) or off`)
+  }
+  return { host: match[1].replace(/^\[|\]$/g, ''), port }
+}
+
+/** Fills defaults and validates every option; throws UsageError with the fix on bad input. */
+export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv = process.env): StartConfig {
+  const dataDir = resolve(options.dataDir ?? defaultDataDir(env))
+  const listen = (options.listen !== undefined && options.listen.length > 0 ? options.listen : [DEFAULT_LISTEN]).map((a) => parseMultiaddr(a, '--listen'))
+  for (const ma of listen) {
+    if (ma.getComponents().some((c) => c.name === 'p2p')) throw new UsageError(`--listen ${ma.toString()}: a listen address has no /p2p/ part; drop it`)
+  }
+  const bootstrap = (options.bootstrap ?? []).map((a) => {
+    const ma = parseMultiaddr(a, '--bootstrap')
+    if (ma.getComponents().findLast((c) => c.name === 'p2p') === undefined) {
+      throw new UsageError(`--bootstrap ${a}: the address must end with /p2p/<peer id>; copy it from 'shoal status' on that peer`)
+    }
+    return ma
+  })
+  const apiSocket = checkSocketPath(resolve(options.api ?? join(dataDir, 'shoal.sock')), '--api')
+  const name = options.name ?? hostname().split('.')[0] ?? 'shoal'
+  if (!NAME_PATTERN.test(name)) {
+    throw new UsageError(`--name ${JSON.stringify(name)}: a peer name is a DNS label (letters, digits and '-', 1-63 characters), e.g. --name host-1`)
+  }
+  const logLevel = options.logLevel ?? 'info'
+  if (!isLogLevel(logLevel)) throw new UsageError(`--log-level ${JSON.stringify(logLevel)}: expected one of error, warn, info, debug`)
+  let docker: string | 'none'
+  let dockerDefaulted = false
+  if (options.docker === undefined) {
+    dockerDefaulted = true
+    docker = existsSync(DEFAULT_DOCKER_SOCKET) ? DEFAULT_DOCKER_SOCKET : 'none'
+  } else {
+    docker = options.docker === 'none' ? 'none' : checkSocketPath(resolve(options.docker), '--docker')
+  }
+  return {
+    dataDir,
+    listen,
+    bootstrap,
+    apiSocket,
+    name,
+    secretFile: options.secretFile === undefined ? undefined : resolve(options.secretFile),
+    dns: parseDnsListen(options.dns ?? DEFAULT_DNS),
+    docker,
+    dockerDefaulted,
+    logLevel,
+  }
+}

@@ -1,0 +1,41 @@
+import { describe, it, expect } from 'vitest'
+import { resolveStartConfig, parseDnsListen, defaultDataDir } from '../../node/config.ts'
+import { UsageError } from '../../node/errors.ts'
+
+const env = { HOME: '/home/u', XDG_DATA_HOME: '' }
+
+describe('resolveStartConfig', () => {
+  it('fills the documented defaults', () => {
+    const c = resolveStartConfig({ name: 'h1', docker: 'none' }, env)
+    expect(c.dataDir).toBe(defaultDataDir(env))
+    expect(c.listen.map(String)).toEqual(['/ip4/0.0.0.0/tcp/7946'])
+    expect(c.apiSocket).toBe(`${c.dataDir}/shoal.sock`)
+    expect(c.dns).toEqual({ host: '127.0.0.1', port: 5353 })
+    expect(c.logLevel).toBe('info')
+    expect(c.bootstrap).toEqual([])
+  })
+
+  it('honours XDG_DATA_HOME', () => {
+    expect(defaultDataDir({ XDG_DATA_HOME: '/x/data' })).toBe('/x/data/shoal')
+  })
+
+  it.each([
+    [{ listen: ['garbage'] }, 'is not a valid multiaddr'],
+    [{ listen: ['/ip4/1.2.3.4/udp/5'] }, 'speak TCP'],
+    [{ bootstrap: ['/ip4/127.0.0.1/tcp/7946'] }, 'must end with /p2p/'],
+    [{ name: 'not a label!' }, 'DNS label'],
+    [{ logLevel: 'loud' }, 'expected one of error, warn, info, debug'],
+    [{ dns: '127.0.0.1' }, 'expected HOST:PORT'],
+    [{ dns: '127.0.0.1:70000' }, 'expected HOST:PORT'],
+    [{ api: `/tmp/${'x'.repeat(120)}.sock` }, 'longer than 107 bytes'],
+  ])('rejects %j with a usage error', (options, message) => {
+    expect(() => resolveStartConfig({ name: 'h', docker: 'none', ...options }, env)).toThrow(UsageError)
+    expect(() => resolveStartConfig({ name: 'h', docker: 'none', ...options }, env)).toThrow(message)
+  })
+
+  it('parses --dns forms', () => {
+    expect(parseDnsListen('off')).toBe('off')
+    expect(parseDnsListen('[::1]:53')).toEqual({ host: '::1', port: 53 })
+    expect(parseDnsListen('0.0.0.0:5353')).toEqual({ host: '0.0.0.0', port: 5353 })
+  })
+})
