@@ -16,7 +16,10 @@ interface StreamEvent { type: string; action?: string; peerId?: string; name?: s
 /** Follows one peer's `/v1/events` stream, recording arrival time of each event. */
 function follow(peer: PeerProcess, onEvent: (e: StreamEvent, arrivedMs: number) => void): () => void {
   const req = request({ socketPath: peer.api, path: '/v1/events', method: 'GET' }, (res) => {
+    // A killed peer's stream ends abruptly; that is the point of the benchmark, not an error.
+    res.on('error', () => undefined)
     const lines = createInterface({ input: res })
+    lines.on('error', () => undefined)
     lines.on('line', (line) => {
       if (line !== '') onEvent(JSON.parse(line) as StreamEvent, Date.now())
     })
@@ -63,15 +66,17 @@ export async function membershipBench(sizes: number[], detectRounds: number, gos
   for (const n of sizes) {
     process.stderr.write(`membership bench: starting ${n} peers\n`)
     const { cluster, peers, ids } = await startCluster(n)
+    try {
     let falseSuspicions = 0
     let quiet = true
     const gossipArrivals = new Map<string, number[]>()
     const deadAt = new Map<string, number[]>()
-    const unfollow = peers.map((p) => follow(p, (e, arrived) => {
+    const record = (e: StreamEvent, arrived: number): void => {
       if (e.type === 'user' && e.name !== undefined) gossipArrivals.get(e.name)?.push(arrived)
       if (e.type === 'host' && e.action === 'suspect' && quiet) falseSuspicions++
       if (e.type === 'host' && e.action === 'dead' && e.peerId !== undefined && e.time !== undefined) deadAt.get(e.peerId)?.push(Date.parse(e.time))
-    }))
+    }
+    const unfollow = peers.map((p) => follow(p, record))
     await new Promise((r) => setTimeout(r, 500))
 
     // Gossip fan-out from the founder to everyone else.
@@ -102,7 +107,7 @@ export async function membershipBench(sizes: number[], detectRounds: number, gos
       await waitFor(`all survivors to see ${victim.name} dead`, () => ((deadAt.get(id)?.length ?? 0) >= n - 1 ? true : undefined), 30_000, 10)
       detection.push(Math.max(...(deadAt.get(id) ?? [])) - killedAt)
       await victim.start()
-      unfollow[index] = follow(victim, () => undefined)
+      unfollow[index] = follow(victim, record)
       await waitFor(`${victim.name} alive everywhere`, async () => {
         const states = await Promise.all(peers.map((p) => p.stateOf(id)))
         return states.every((s) => s === 'alive') ? true : undefined
@@ -113,7 +118,9 @@ export async function membershipBench(sizes: number[], detectRounds: number, gos
     }
     detectionRows.push([n, detectRounds, percentile(detection, 50), percentile(detection, 99), Math.max(...detection), falseSuspicions])
     for (const stop of unfollow) stop()
-    await cluster.cleanup()
+    } finally {
+      await cluster.cleanup()
+    }
   }
   printTable('Crash detection: kill -9 -> dead on every other peer (ms); false suspicions counted in quiet phases',
     ['peers', 'rounds', 'p50 ms', 'p99 ms', 'max ms', 'false suspicions'], detectionRows)

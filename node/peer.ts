@@ -40,7 +40,7 @@ export interface StatusView {
   dataDir: string
   members: Record<'alive' | 'suspect' | 'dead' | 'left', number>
   security: HandshakeStats
-  gossip: { swim: Membership['transportStats']; events: EventTopic['stats'] }
+  gossip: { swim: Membership['transportStats']; events: EventTopic['stats'] & { subscribers: number; mesh: number } }
 }
 
 /** `shoal peers --json` rows. */
@@ -201,7 +201,10 @@ export class Peer {
       dataDir: this.config.dataDir,
       members,
       security: this.handshakes ?? { rejectedInbound: 0, rejectedOutbound: 0, lastRejectedAddr: null, lastRejectedAt: null },
-      gossip: { swim: this.membershipOrThrow().transportStats, events: this.events?.stats ?? { published: 0, received: 0, droppedNotMember: 0, droppedInvalid: 0 } },
+      gossip: {
+        swim: this.membershipOrThrow().transportStats,
+        events: { ...(this.events?.stats ?? { published: 0, received: 0, droppedNotMember: 0, droppedInvalid: 0 }), ...(this.events?.topology() ?? { subscribers: 0, mesh: 0 }) },
+      },
     }
   }
 

@@ -122,6 +122,13 @@ export class EventTopic {
     }
   }
 
+  /** Peers subscribed to the topic, and those in this peer's gossipsub mesh for it. */
+  topology(): { subscribers: number; mesh: number } {
+    // The implementation has getMeshPeers; the exported interface does not declare it.
+    const pubsub = this.init.pubsub as GossipSub & { getMeshPeers?: (topic: string) => string[] }
+    return { subscribers: pubsub.getSubscribers(EVENTS_TOPIC).length, mesh: pubsub.getMeshPeers?.(EVENTS_TOPIC).length ?? 0 }
+  }
+
   /** Fires a user event to the whole cluster; delivered locally too. Returns the event. */
   async fire(name: string, payload: string): Promise<UserEvent> {
     const event: UserEvent = {

@@ -14,9 +14,19 @@ export interface HostRecord {
 const MAX_ADDRS = 16
 const MAX_ADDR_CHARS = 256
 
-/** Encodes a host record as SWIM meta. */
-export function encodeHostRecord(record: HostRecord): string {
-  return JSON.stringify(record)
+/**
+ * Encodes a host record as SWIM meta, dropping trailing addresses until it fits `maxBytes`
+ * (SWIM meta rides on every probe, so it is small by design). A host with many interfaces
+ * keeps its first addresses; peers learn the rest through Identify once connected.
+ */
+export function encodeHostRecord(record: HostRecord, maxBytes = 2048): string {
+  let addrs = record.addrs.slice(0, MAX_ADDRS)
+  let text = JSON.stringify({ ...record, addrs })
+  while (Buffer.byteLength(text) > maxBytes && addrs.length > 0) {
+    addrs = addrs.slice(0, -1)
+    text = JSON.stringify({ ...record, addrs })
+  }
+  return text
 }
 
 /** Decodes SWIM meta into a host record; null when it is not one (never throws). */

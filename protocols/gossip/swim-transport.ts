@@ -98,7 +98,17 @@ export class SwimTransport {
     try {
       while (box.queue.length > 0 && !this.stopped) {
         const message = box.queue[0] as SwimMessage
-        const frame = encodeSwimMessage(message)
+        let frame: Uint8Array
+        try {
+          frame = encodeSwimMessage(message)
+        } catch (err) {
+          // The core never emits an unencodable message; if it ever does, drop that one frame
+          // rather than jamming this peer's queue, and make it visible.
+          box.queue.shift()
+          this.stats.sendFailures++
+          this.debug(`dropped an unencodable SWIM message to ${to}: ${err instanceof Error ? err.message : String(err)}`)
+          continue
+        }
         let delivered = false
         // One retry on a fresh stream: a cached stream may belong to a connection that just closed.
         for (let attempt = 0; attempt < 2 && !delivered; attempt++) {

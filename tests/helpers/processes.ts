@@ -157,6 +157,12 @@ export class PeerProcess {
   }
 }
 
+/** Every peer process any cluster started, killed if the harness itself exits or crashes. */
+const LIVE_PEERS = new Set<PeerProcess>()
+process.once('exit', () => {
+  for (const p of LIVE_PEERS) if (p.exitCode === null) p.signal('SIGKILL')
+})
+
 /** A set of peers sharing one temp root; `cleanup` kills them all and removes their files. */
 export class TestCluster {
   readonly root = tempDir('shoal-it-')
@@ -165,6 +171,7 @@ export class TestCluster {
   async add(options: PeerOptions): Promise<PeerProcess> {
     const peer = new PeerProcess(options, this.root)
     this.peers.push(peer)
+    LIVE_PEERS.add(peer)
     return peer.start()
   }
 
@@ -179,6 +186,7 @@ export class TestCluster {
   async cleanup(): Promise<void> {
     for (const p of this.peers) if (p.exitCode === null) p.signal('SIGKILL')
     await Promise.all(this.peers.map((p) => (p.proc === null ? 0 : p.exited)))
+    for (const p of this.peers) LIVE_PEERS.delete(p)
     rmSync(this.root, { recursive: true, force: true })
   }
 }

@@ -18,3 +18,14 @@ describe('host record', () => {
     expect(decodeHostRecord(meta)).toBeNull()
   })
 })
+
+describe('host record size', () => {
+  it('drops trailing addresses until the record fits SWIM meta', () => {
+    const many = { ...record, addrs: Array.from({ length: 16 }, (_, i) => `/ip4/10.0.0.${i}/tcp/7946/p2p/12D3KooW${'x'.repeat(200)}`) }
+    const meta = encodeHostRecord(many)
+    expect(Buffer.byteLength(meta)).toBeLessThanOrEqual(2048)
+    const decoded = decodeHostRecord(meta)
+    expect(decoded?.addrs.length).toBeGreaterThan(0)
+    expect(decoded?.addrs).toEqual(many.addrs.slice(0, decoded?.addrs.length))
+  })
+})
