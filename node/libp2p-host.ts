@@ -101,7 +101,14 @@ export async function createHost(init: HostInit): Promise<{ libp2p: ShoalLibp2p;
         return false
       },
     },
-    connectionManager: { maxConnections: init.maxConnections ?? 1024 },
+    connectionManager: {
+      maxConnections: init.maxConnections ?? 1024,
+      // libp2p's defaults (5 connections/s per IP, 10 pending handshakes) are tuned for the
+      // public DHT; a cluster restarting behind one NAT, or several peers on one host, dials
+      // in bursts. The PSK handshake still rejects strangers at once.
+      inboundConnectionThreshold: 64,
+      maxIncomingPendingConnections: 128,
+    },
     peerDiscovery: init.bootstrap.length > 0 ? [bootstrap({ list: init.bootstrap.map((ma) => ma.toString()), timeout: 0 })] : [],
     services: {
       identify: identify(),
@@ -109,6 +116,10 @@ export async function createHost(init: HostInit): Promise<{ libp2p: ShoalLibp2p;
         allowPublishToZeroTopicPeers: true,
         emitSelf: false,
         fallbackToFloodsub: false,
+        // Every gossip peer has already proven the cluster secret, so IP colocation says nothing
+        // about Sybils here; its default penalty (past 10 peers per IP) ungrafts hosts behind
+        // one NAT and every multi-peer host, leaving the mesh empty.
+        scoreParams: { IPColocationFactorWeight: 0 },
       }),
     },
   })
