@@ -10,7 +10,7 @@ export function percentile(values: number[], p: number): number {
 
 /** Prints an aligned table to stdout. */
 export function printTable(title: string, headers: string[], rows: Array<Array<string | number>>): void {
-  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isFinite(c) ? c.toFixed(c >= 100 ? 0 : 1) : '-') : c)))
+  const cells = rows.map((r) => r.map((c) => (typeof c !== 'number' ? c : !Number.isFinite(c) ? '-' : Number.isInteger(c) || c >= 100 ? c.toFixed(0) : c.toFixed(1))))
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)))
   const line = (r: string[]): string => r.map((c, i) => c.padStart(widths[i] ?? 0)).join('  ')
   process.stdout.write(`\n${title}\n${line(headers)}\n${line(widths.map((w) => '-'.repeat(w)))}\n${cells.map(line).join('\n')}\n`)
