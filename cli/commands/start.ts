@@ -37,13 +37,22 @@ export async function startCommand(argv: string[]): Promise<number> {
 
   const peer = new Peer(config, log)
   let stopping: Promise<void> | null = null
+  let stopped: () => void = () => undefined
+  const done = new Promise<void>((resolve) => (stopped = resolve))
+  let starting = true
+  let signalWhileStarting: string | null = null
   const stop = (signal: string): void => {
+    if (starting) {
+      // Stopping half-built layers would race start(); leave as soon as start-up is done.
+      signalWhileStarting = signal
+      return
+    }
     if (stopping !== null) {
       log.warn(`${signal} again: exiting without a graceful leave`)
       process.exit(130)
     }
     log.info(`${signal}: leaving the cluster`)
-    stopping = peer.stop()
+    stopping = peer.stop().then(stopped)
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
@@ -53,13 +62,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     await peer.stop().catch(() => undefined)
     throw err
   }
-  await new Promise<void>((resolve) => {
-    const wait = setInterval(() => {
-      if (stopping !== null) {
-        clearInterval(wait)
-        void stopping.then(resolve)
-      }
-    }, 50)
-  })
+  starting = false
+  if (signalWhileStarting !== null) stop(signalWhileStarting)
+  await done
   return 0
 }
