@@ -247,7 +247,7 @@ export class FileLogStorage implements LogStorage {
    * Makes a Ready batch durable — a received snapshot, new entries, the hard state — with one
    * write and one fdatasync, then exposes it to the core's reads. Calls must not overlap.
    */
-  async persist(batch: { hardState?: HardState | undefined; entries: readonly Entry[]; snapshot?: Snapshot | undefined }): Promise<void> {
+  async persist(batch: { hardState?: HardState | undefined; entries: readonly Entry[]; snapshot?: Snapshot | undefined; sync?: boolean }): Promise<void> {
     if (this.writing) throw new Error('FileLogStorage.persist called while a previous persist is in flight')
     this.writing = true
     try {
@@ -260,7 +260,9 @@ export class FileLogStorage implements LogStorage {
       for (const entry of batch.entries) records.push({ kind: 'entry', entry })
       if (batch.hardState !== undefined) records.push({ kind: 'hard-state', hardState: batch.hardState })
       if (records.length === 0) return
-      await this.writeAndSync(records)
+      // Only a commit-index change may skip the sync (Ready.mustSync false): losing it is
+      // harmless, the leader re-sends the commit index.
+      await this.writeAndSync(records, batch.sync ?? true)
       const seg = this.segments[this.segments.length - 1] as Segment
       for (const e of batch.entries) seg.maxIndex = Math.max(seg.maxIndex, e.index)
       this.stats.entriesWritten += batch.entries.length
@@ -302,14 +304,14 @@ export class FileLogStorage implements LogStorage {
     await this.active.close()
   }
 
-  private async writeAndSync(records: WalRecord[]): Promise<void> {
+  private async writeAndSync(records: WalRecord[], sync = true): Promise<void> {
     const bytes = encodeRecords(records)
     await this.active.write(bytes)
-    await this.active.datasync()
+    if (sync) await this.active.datasync()
     const seg = this.segments[this.segments.length - 1] as Segment
     seg.bytes += bytes.byteLength
     this.stats.bytesWritten += bytes.byteLength
-    this.stats.syncs++
+    if (sync) this.stats.syncs++
   }
 
   /**

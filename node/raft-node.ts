@@ -1,0 +1,398 @@
+/**
+ * Drives the pure Raft core for one peer: real ticks, the durable log, the libp2p transport
+ * and a replicated state machine, in the order the core's Ready contract requires:
+ *
+ *   persist (snapshot, entries, hard state; fsync when mustSync) -> send messages ->
+ *   apply (snapshot, committed entries, conf changes) -> serve read states -> advance
+ *
+ * Proposals are answered once their entry is applied on this peer (read-your-writes here);
+ * linearizable reads wait for a ReadIndex confirmation and for this peer to apply up to it.
+ */
+import { randomBytes, randomInt } from 'node:crypto'
+import {
+  RaftCore,
+  decodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Message,
+  type RaftStatus,
+  type Ready,
+} from '../protocols/raft/index.ts'
+import { RaftTransport, type RaftTransportStats } from '../protocols/raft/transport.ts'
+import { FileLogStorage } from '../storage/raft-log/file-log-storage.ts'
+import type { Libp2p } from '@libp2p/interface'
+
+/** What the driver needs of the replicated state machine. */
+export interface ReplicatedStateMachine {
+  /**
+   * Applies a committed entry's payload. Returns the proposal key it answers (if any) and the
+   * result for whoever proposed it. Must be deterministic: every peer applies the same entries.
+   */
+  apply(index: number, data: Uint8Array): { key: string | null; result: unknown }
+  /** The full state as of the last applied entry. */
+  snapshot(): Uint8Array
+  /** Replaces the whole state with a snapshot's, taken at `index`. */
+  restore(data: Uint8Array, index: number): void
+}
+
+/** A refusal worth retrying (no leader yet, not committed in time); the message says so. */
+export class RetryableError extends Error {
+  override readonly name = 'RetryableError'
+}
+
+export interface RaftNodeInit {
+  dir: string
+  libp2p: Libp2p
+  /** True for the peer that founds the cluster on an empty data dir: sole voter. */
+  founding: boolean
+  stateMachine: ReplicatedStateMachine
+  log: { info(m: string): void; warn(m: string): void; debug(m: string): void; error(m: string): void }
+  /** Length of one logical tick; election timeout = electionTicks × tickMs (randomised up to 2×). */
+  tickMs?: number
+  electionTicks?: number
+  heartbeatTicks?: number
+  /** Take a snapshot once this many entries were applied since the last one. */
+  snapshotEveryEntries?: number
+  /** Entries kept behind a snapshot, so a briefly lagging follower catches up without one. */
+  keepEntriesAfterSnapshot?: number
+  /** Called whenever leader or role changes. */
+  onRoleChange?: (status: RaftStatus) => void
+}
+
+interface PendingProposal {
+  resolve(result: unknown): void
+  reject(err: Error): void
+  data: Uint8Array
+  deadline: number
+  lastAttemptMs: number
+}
+
+interface PendingRead {
+  context: string
+  index: number | null
+  resolve(): void
+  reject(err: Error): void
+  deadline: number
+  lastAttemptMs: number
+}
+
+/** Bound on proposals waiting for their entries; past it, new ones are refused at once. */
+const PENDING_PROPOSALS_MAX = 65_536
+/** Bound on linearizable reads waiting for confirmation. */
+const PENDING_READS_MAX = 4096
+/** How long a proposal or read waits (through elections) before failing as retryable. */
+export const CLIENT_TIMEOUT_MS = 5000
+
+/** One peer's consensus: the Raft core plus everything that makes it durable and connected. */
+export class RaftNode {
+  private readonly init: RaftNodeInit
+  private core!: RaftCore
+  private storage!: FileLogStorage
+  private transport!: RaftTransport
+  private ticker: ReturnType<typeof setInterval> | null = null
+  private processing = false
+  private stopped = false
+  private appliedIndex = 0
+  private snapshotIndex = 0
+  private confState: ConfState = { voters: [], learners: [] }
+  private readonly proposals = new Map<string, PendingProposal>()
+  private readonly reads = new Map<string, PendingRead>()
+  private readonly applyWaiters: Array<{ index: number; resolve(): void }> = []
+  private lastRole = ''
+  private readonly tickMs: number
+  private readonly electionTicks: number
+
+  constructor(init: RaftNodeInit) {
+    this.init = init
+    this.tickMs = init.tickMs ?? 100
+    this.electionTicks = init.electionTicks ?? 10
+  }
+
+  /** Recovers the log, restores the state machine, joins the transport and starts ticking. */
+  async start(): Promise<void> {
+    const selfId = this.init.libp2p.peerId.toString()
+    this.storage = await FileLogStorage.open(this.init.dir, this.init.founding ? { founding: { voters: [selfId], learners: [] } } : {})
+    const rec = this.storage.recovery
+    if (rec.tornTail !== null) this.init.log.warn(`cut a torn record off the Raft log at ${rec.tornTail.segment}:${rec.tornTail.offset} (a write interrupted by a crash; it was never acknowledged)`)
+    const snap = this.storage.snapshot()
+    if (snap.metadata.index > 0) this.init.stateMachine.restore(snap.data, snap.metadata.index)
+    this.appliedIndex = snap.metadata.index
+    this.snapshotIndex = snap.metadata.index
+    this.confState = this.storage.initialState().confState
+    this.init.log.info(`Raft log: snapshot ${rec.snapshotIndex}, entries ${rec.firstIndex}..${rec.lastIndex}; ${this.confState.voters.length} voters, ${this.confState.learners.length} learners`)
+
+    let state = randomInt(1, 2 ** 31)
+    this.core = new RaftCore({
+      id: selfId,
+      storage: this.storage,
+      electionTicks: this.electionTicks,
+      heartbeatTicks: this.init.heartbeatTicks ?? 1,
+      applied: this.appliedIndex,
+      // mulberry32 seeded from the OS: the core only sees a function.
+      random: () => {
+        state = (state + 0x6d2b79f5) | 0
+        let t = state
+        t = Math.imul(t ^ (t >>> 15), t | 1)
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+      },
+      maxSizePerMsgBytes: 1024 * 1024,
+      maxInflightMsgs: 256,
+      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+    })
+    this.transport = new RaftTransport({
+      libp2p: this.init.libp2p,
+      onMessage: (m: Message) => this.input(() => void this.core.step(m)),
+      onUnreachable: (id) => this.input(() => this.core.reportUnreachable(id)),
+      onSnapshotFailed: (id) => this.input(() => this.core.reportSnapshot(id, false)),
+      debug: (m) => this.init.log.debug(m),
+    })
+    await this.transport.start()
+    this.ticker = setInterval(() => this.input(() => {
+      this.core.tick()
+      this.retryWaiting()
+    }), this.tickMs)
+    // A sole voter needs no election timeout to find out nobody else will vote.
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
+  }
+
+  /** Hands leadership to the best voter when leading, then stops everything. */
+  async stop(): Promise<void> {
+    if (this.ticker === null) return
+    const status = this.core.status()
+    if (status.role === 'leader' && status.voters.length > 1) {
+      const result = this.core.transferLeadership()
+      this.schedule()
+      if (result.ok) {
+        const deadline = Date.now() + this.electionTicks * this.tickMs * 2
+        while (Date.now() < deadline && this.core.status().role === 'leader') await new Promise((r) => setTimeout(r, this.tickMs / 2))
+      }
+    }
+    this.stopped = true
+    clearInterval(this.ticker)
+    this.ticker = null
+    await this.transport.flush(500)
+    await this.transport.stop()
+    while (this.processing) await new Promise((r) => setTimeout(r, 5))
+    await this.storage.close()
+    for (const p of this.proposals.values()) p.reject(new RetryableError('this peer is stopping; retry on another peer'))
+    for (const r of this.reads.values()) r.reject(new RetryableError('this peer is stopping; retry on another peer'))
+    this.proposals.clear()
+    this.reads.clear()
+  }
+
+  /** The core's status (role, term, leader, commit, applied, voters, learners, progress). */
+  status(): RaftStatus {
+    return this.core.status()
+  }
+
+  /** Transport counters. */
+  get transportStats(): RaftTransportStats {
+    return this.transport.stats
+  }
+
+  /** Index of the last entry applied to the state machine on this peer. */
+  get applied(): number {
+    return this.appliedIndex
+  }
+
+  /**
+   * Proposes `data` and resolves with the state machine's result once the entry is applied
+   * here. `key` (unique per request, stable across retries) matches the applied entry; a
+   * forwarded proposal lost in a leader change is proposed again with the same key, and the
+   * state machine answers a repeated key with the first result instead of applying twice.
+   */
+  propose(data: Uint8Array, key: string, timeoutMs = CLIENT_TIMEOUT_MS): Promise<unknown> {
+    if (this.stopped) return Promise.reject(new RetryableError('this peer is stopping; retry on another peer'))
+    if (this.proposals.has(key)) return Promise.reject(new Error(`a proposal with key ${key} is already waiting`))
+    if (this.proposals.size >= PENDING_PROPOSALS_MAX) return Promise.reject(new RetryableError('too many writes in flight on this peer; retry shortly'))
+    return new Promise((resolve, reject) => {
+      this.proposals.set(key, { resolve, reject, data, deadline: Date.now() + timeoutMs, lastAttemptMs: 0 })
+      this.input(() => this.attemptProposal(key))
+    })
+  }
+
+  /** Proposes a membership change; resolves once applied here. */
+  async changeMembership(cc: ConfChange): Promise<void> {
+    const result = this.core.proposeConfChange(cc)
+    this.schedule()
+    if (!result.ok) throw new Error(`membership change refused: ${result.reason}`)
+  }
+
+  /**
+   * Resolves when this peer may serve a linearizable read: the leader confirmed its
+   * leadership with a quorum after the read began (ReadIndex, thesis §6.4) and this peer has
+   * applied up to the index it returned.
+   */
+  linearizableRead(timeoutMs = CLIENT_TIMEOUT_MS): Promise<void> {
+    if (this.reads.size >= PENDING_READS_MAX) return Promise.reject(new RetryableError('too many reads in flight on this peer; retry shortly'))
+    const context = randomBytes(12).toString('hex')
+    return new Promise((resolve, reject) => {
+      this.reads.set(context, { context, index: null, resolve, reject, deadline: Date.now() + timeoutMs, lastAttemptMs: 0 })
+      this.input(() => this.attemptRead(context))
+    })
+  }
+
+  /** Resolves once this peer has applied `index`. */
+  waitApplied(index: number): Promise<void> {
+    if (this.appliedIndex >= index) return Promise.resolve()
+    return new Promise((resolve) => this.applyWaiters.push({ index, resolve }))
+  }
+
+  /** Runs an input against the core, then drains Readys. */
+  private input(fn: () => void): void {
+    if (this.stopped) return
+    fn()
+    this.schedule()
+  }
+
+  private schedule(): void {
+    if (this.processing || this.stopped) return
+    this.processing = true
+    setImmediate(() => void this.process())
+  }
+
+  private async process(): Promise<void> {
+    try {
+      while (!this.stopped && this.core.hasReady()) {
+        const rd = this.core.ready()
+        await this.handleReady(rd)
+        this.core.advance(rd)
+        await this.maybeSnapshot()
+      }
+    } catch (err) {
+      // A Raft peer that cannot persist must not go on: acknowledging without durability breaks safety.
+      this.init.log.error(`consensus failed, stopping this peer: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      process.exit(70)
+    } finally {
+      this.processing = false
+    }
+    if (!this.stopped && this.core.hasReady()) this.schedule()
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined) {
+      const status = this.core.status()
+      const role = `${rd.softState.role}/${rd.softState.lead ?? '-'}`
+      if (role !== this.lastRole) {
+        this.lastRole = role
+        this.init.log.info(`Raft: ${rd.softState.role} in term ${status.term}, leader ${rd.softState.lead ?? 'unknown'}`)
+        this.init.onRoleChange?.(status)
+      }
+    }
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+      await this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync })
+    }
+    for (const m of rd.messages) this.transport.send(m)
+    if (rd.snapshot !== undefined) {
+      this.init.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index)
+      this.appliedIndex = rd.snapshot.metadata.index
+      this.snapshotIndex = rd.snapshot.metadata.index
+      this.confState = rd.snapshot.metadata.confState
+      this.init.log.info(`installed snapshot ${rd.snapshot.metadata.index} from the leader`)
+    }
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.appliedIndex) continue
+      if (e.type === 'conf-change') {
+        const cc = decodeConfChange(e.data)
+        if (cc !== undefined) {
+          this.confState = this.core.applyConfChange(cc)
+          this.init.log.info(`membership: ${cc.type} ${cc.nodeId} (voters ${this.confState.voters.length}, learners ${this.confState.learners.length})`)
+        }
+      } else if (e.data.byteLength > 0) {
+        const { key, result } = this.init.stateMachine.apply(e.index, e.data)
+        const pending = key === null ? undefined : this.proposals.get(key)
+        if (pending !== undefined && key !== null) {
+          this.proposals.delete(key)
+          pending.resolve(result)
+        }
+      }
+      this.appliedIndex = e.index
+    }
+    for (const rs of rd.readStates) {
+      const read = this.reads.get(new TextDecoder().decode(rs.context))
+      if (read !== undefined) read.index = rs.index
+    }
+    this.settleReads()
+    this.settleApplyWaiters()
+  }
+
+  private settleReads(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index !== null && read.index <= this.appliedIndex) {
+        this.reads.delete(context)
+        read.resolve()
+      }
+    }
+  }
+
+  private settleApplyWaiters(): void {
+    for (let i = this.applyWaiters.length - 1; i >= 0; i--) {
+      const w = this.applyWaiters[i]
+      if (w !== undefined && w.index <= this.appliedIndex) {
+        this.applyWaiters.splice(i, 1)
+        w.resolve()
+      }
+    }
+  }
+
+  private attemptProposal(key: string): void {
+    const p = this.proposals.get(key)
+    if (p === undefined) return
+    p.lastAttemptMs = Date.now()
+    const result = this.core.propose(p.data)
+    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'transfer-in-progress') {
+      this.proposals.delete(key)
+      p.reject(new Error(`write refused: ${result.reason}`))
+    }
+  }
+
+  private attemptRead(context: string): void {
+    const r = this.reads.get(context)
+    if (r === undefined) return
+    r.lastAttemptMs = Date.now()
+    const result = this.core.readIndex(new TextEncoder().encode(context))
+    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'not-leader') {
+      this.reads.delete(context)
+      r.reject(new RetryableError(`read refused: ${result.reason}; retry shortly`))
+    }
+  }
+
+  /**
+   * Every tick: fail what waited too long, and re-attempt what may have been lost (no leader
+   * at the time, or forwarded to a leader that then lost its office). Re-proposing is safe
+   * because the state machine answers a repeated key with its first result.
+   */
+  private retryWaiting(): void {
+    const now = Date.now()
+    const retryAfterMs = this.electionTicks * this.tickMs
+    for (const [key, p] of this.proposals) {
+      if (now >= p.deadline) {
+        this.proposals.delete(key)
+        p.reject(new RetryableError(`not committed within ${CLIENT_TIMEOUT_MS} ms (${this.core.status().lead === null ? 'no leader: an election is running or a quorum is unreachable' : 'the leader did not confirm it'}); the write may still commit — retry with the same request id`))
+      } else if (now - p.lastAttemptMs >= retryAfterMs) {
+        this.attemptProposal(key)
+      }
+    }
+    for (const [context, r] of this.reads) {
+      if (now >= r.deadline) {
+        this.reads.delete(context)
+        r.reject(new RetryableError(`linearizable read not confirmed within ${CLIENT_TIMEOUT_MS} ms (no leader with a quorum); retry`))
+      } else if (r.index === null && now - r.lastAttemptMs >= retryAfterMs) {
+        this.attemptRead(context)
+      }
+    }
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const every = this.init.snapshotEveryEntries ?? 10_000
+    if (this.appliedIndex - this.snapshotIndex < every || this.core.status().leaving) return
+    const index = this.appliedIndex
+    await this.storage.createSnapshot(index, this.confState, this.init.stateMachine.snapshot())
+    this.snapshotIndex = index
+    const keep = this.init.keepEntriesAfterSnapshot ?? 5000
+    const compactTo = index - keep
+    if (compactTo >= this.storage.firstIndex()) await this.storage.compact(compactTo)
+    this.init.log.debug(`snapshot at ${index}; log compacted to ${compactTo}`)
+  }
+}
