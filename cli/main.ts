@@ -4,6 +4,7 @@ import { SHOAL_VERSION } from '../node/version.ts'
 import { startCommand, START_USAGE } from './commands/start.ts'
 import { statusCommand, peersCommand } from './commands/cluster.ts'
 import { eventsCommand, eventCommand } from './commands/events.ts'
+import { kvCommand, KV_USAGE } from './commands/kv.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -16,6 +17,9 @@ Inspect the cluster (every command takes --api SOCKET or env SHOAL_API):
   events [--json]    live stream of cluster events (--history: recent ones first)
   event NAME [DATA]  fire a user event to every peer
 
+Replicated key-value store (writes through Raft, reads from this peer's replica):
+  kv put KEY VALUE | kv get KEY [--consistent] | kv del KEY | kv list [PREFIX] [--json]
+
   version            print the version
 `
 
@@ -25,6 +29,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   peers: peersCommand,
   events: eventsCommand,
   event: eventCommand,
+  kv: kvCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -41,7 +46,7 @@ async function main(argv: string[]): Promise<number> {
   const run = COMMANDS[command]
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(command === 'start' ? `${START_USAGE}\n` : USAGE)
+    process.stdout.write(command === 'start' ? `${START_USAGE}\n` : command === 'kv' ? `${KV_USAGE}\n` : USAGE)
     return 0
   }
   return run(rest)

@@ -20,6 +20,28 @@ import { Membership, type MemberView } from '../protocols/gossip/membership.ts'
 import { EventTopic, userEventNameProblem, USER_EVENT_PAYLOAD_MAX_BYTES } from '../protocols/gossip/event-topic.ts'
 import type { HostRecord } from '../protocols/gossip/host-record.ts'
 import { DockerProbe, type RuntimeStatus } from '../runtime/docker-probe.ts'
+import { join } from 'node:path'
+import { RaftNode, RetryableError } from './raft-node.ts'
+import { StoreMachine } from './store-machine.ts'
+import { KvService } from './kv-service.ts'
+import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
+import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
+
+/** How often the list of known members is written to the data dir, at most. */
+const KNOWN_PEERS_SAVE_MS = 1000
+
+/** How often the leader reconsiders the Raft membership. */
+const AUTOPILOT_INTERVAL_MS = 1000
+
+/** Turns "retry later" refusals from consensus into HTTP 503 with their advice. */
+async function retryable<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (err) {
+    if (err instanceof RetryableError) throw new ApiError(503, err.message)
+    throw err
+  }
+}
 
 /** `shoal status --json`: the command contract's fields first, then Shoal's additions. */
 export interface StatusView {
@@ -68,6 +90,11 @@ export class Peer {
   private membership: Membership | null = null
   private events: EventTopic | null = null
   private docker: DockerProbe | null = null
+  private raft: RaftNode | null = null
+  private machine: StoreMachine | null = null
+  private kv: KvService | null = null
+  private autopilot: ReturnType<typeof setInterval> | null = null
+  private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
   private readonly hub = new EventHub()
   private readonly startedAt = new Date().toISOString()
@@ -101,10 +128,12 @@ export class Peer {
     }
     const addrs = this.libp2p.getMultiaddrs().map(String)
 
+    const known = loadKnownPeers(config.dataDir, this.peerId)
+    if (known.length > 0) log.info(`rejoining through ${known.length} addresses of members known before the restart`)
     this.membership = new Membership({
       libp2p: this.libp2p,
       host: this.hostRecord(addrs),
-      bootstrap: config.bootstrap,
+      bootstrap: [...config.bootstrap, ...known],
       log: log.child('membership'),
       onChange: (change, hostRecord) => {
         const name = hostRecord?.name ?? null
@@ -113,6 +142,7 @@ export class Peer {
           if (change.previous === null) log.info(`peer ${label} joined as ${change.state}`)
           else log.info(`peer ${label} is ${change.state} (was ${change.previous})`)
         }
+        this.scheduleKnownPeersSave()
         this.hub.publish({
           type: 'host',
           action: change.previous === null ? 'joined' : change.state,
@@ -137,6 +167,18 @@ export class Peer {
       debug: (m) => log.debug(m),
     })
     this.events.start()
+
+    this.machine = new StoreMachine()
+    this.raft = new RaftNode({
+      dir: join(config.dataDir, 'raft'),
+      libp2p: this.libp2p,
+      founding: config.bootstrap.length === 0,
+      stateMachine: this.machine,
+      log: log.child('raft'),
+    })
+    await this.raft.start()
+    this.kv = new KvService(this.raft, this.machine, this.peerId)
+    this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
     if (config.docker === 'none') {
       log.info(config.dockerDefaulted ? 'no Docker socket at /var/run/docker.sock: running without a container runtime' : 'running without a container runtime (--docker none)')
@@ -167,6 +209,10 @@ export class Peer {
     } catch {
       // Already removed.
     }
+    if (this.knownPeersTimer !== null) clearTimeout(this.knownPeersTimer)
+    if (this.autopilot !== null) clearInterval(this.autopilot)
+    this.autopilot = null
+    await this.raft?.stop()
     await this.membership?.stop(true)
     this.events?.stop()
     this.docker?.stop()
@@ -187,14 +233,7 @@ export class Peer {
       name: this.config.name,
       addrs: libp2p.getMultiaddrs().map(String),
       version: SHOAL_VERSION,
-      // Consensus is not wired in yet: the contract's Raft fields report "no role".
-      role: 'none',
-      term: 0,
-      leader: null,
-      commitIndex: 0,
-      appliedIndex: 0,
-      voters: [],
-      learners: [],
+      ...this.raftView(),
       runtime: this.runtimeStatus.runtime,
       runtimeStatus: this.runtimeStatus,
       startedAt: this.startedAt,
@@ -214,7 +253,7 @@ export class Peer {
       name: m.host?.name ?? null,
       addrs: m.host?.addrs ?? [],
       state: m.state,
-      voter: false,
+      voter: this.raft?.status().voters.includes(m.peerId) ?? false,
       self: m.self,
       incarnation: m.incarnation,
       stateSince: m.stateSince,
@@ -223,6 +262,63 @@ export class Peer {
       cpus: m.host?.cpus ?? null,
       memoryBytes: m.host?.memoryBytes ?? null,
     }))
+  }
+
+  /** The command contract's Raft fields. A peer not yet in the configuration has role "none". */
+  private raftView(): Pick<StatusView, 'role' | 'term' | 'leader' | 'commitIndex' | 'appliedIndex' | 'voters' | 'learners'> {
+    if (this.raft === null) return { role: 'none', term: 0, leader: null, commitIndex: 0, appliedIndex: 0, voters: [], learners: [] }
+    const st = this.raft.status()
+    const self = this.peerId
+    const role = st.voters.includes(self)
+      ? (st.role === 'pre-candidate' ? 'candidate' : st.role)
+      : st.learners.includes(self) ? 'learner' : 'none'
+    return { role, term: st.term, leader: st.lead, commitIndex: st.commit, appliedIndex: this.raft.applied, voters: [...st.voters], learners: [...st.learners] }
+  }
+
+  private scheduleKnownPeersSave(): void {
+    if (this.knownPeersTimer !== null) return
+    this.knownPeersTimer = setTimeout(() => {
+      this.knownPeersTimer = null
+      const alive = this.membership?.members().filter((m) => !m.self && (m.state === 'alive' || m.state === 'suspect')) ?? []
+      // An empty list is not saved: a peer cut off from everyone keeps its last good seeds.
+      if (alive.length === 0) return
+      try {
+        saveKnownPeers(this.config.dataDir, alive.map((m) => m.host?.addrs ?? []))
+      } catch (err) {
+        this.log.warn(`cannot save known peers: ${err instanceof Error ? err.message : String(err)}`)
+      }
+    }, KNOWN_PEERS_SAVE_MS)
+    this.knownPeersTimer.unref()
+  }
+
+  /** On the leader: one membership change at a time toward what autopilot wants. */
+  private runAutopilot(): void {
+    const raft = this.raft
+    const membership = this.membership
+    if (raft === null || membership === null) return
+    const st = raft.status()
+    if (st.role !== 'leader' || st.progress === undefined) return
+    const match: Record<string, number> = {}
+    for (const [id, p] of Object.entries(st.progress)) match[id] = p.match
+    const change = autopilotDecide({
+      selfId: this.peerId,
+      nowMs: Date.now(),
+      voters: st.voters,
+      learners: st.learners,
+      lastIndex: st.lastIndex,
+      match,
+      members: membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) })),
+    }, DEFAULT_AUTOPILOT)
+    if (change === null) return
+    raft.changeMembership(change).then(
+      () => this.log.info(`autopilot: proposed ${change.type} ${change.nodeId}`),
+      (err: unknown) => this.log.debug(`autopilot: ${change.type} ${change.nodeId} not proposed: ${err instanceof Error ? err.message : String(err)}`),
+    )
+  }
+
+  private kvService(): KvService {
+    if (this.kv === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+    return this.kv
   }
 
   private hostRecord(addrs: string[]): HostRecord {
@@ -246,6 +342,26 @@ export class Peer {
       ['GET /v1/status', () => ok(this.status())],
       ['GET /v1/peers', () => ok(this.peers())],
       ['GET /v1/events', (req) => ({ stream: (res, httpReq) => this.streamEvents(req.query.get('history') === '1', res, httpReq) })],
+      ['GET /v1/kv', async (req) => {
+        const key = req.query.get('key') ?? ''
+        const r = await retryable(() => this.kvService().get(key, req.query.get('consistent') === '1'))
+        if (r.kv === null) throw new ApiError(404, 'not found')
+        return ok(r)
+      }],
+      ['PUT /v1/kv', async (req) => {
+        const body = req.body as { key?: unknown; value?: unknown } | undefined
+        if (typeof body !== 'object' || body === null) throw new ApiError(400, 'expected a JSON object {"key": string, "value": string}')
+        if (typeof body.value !== 'string') throw new ApiError(400, '"value" must be a string')
+        if (typeof body.key !== 'string') throw new ApiError(400, '"key" must be a string')
+        const { key, value } = body
+        return ok(await retryable(() => this.kvService().put(key, value)))
+      }],
+      ['DELETE /v1/kv', async (req) => ok(await retryable(() => this.kvService().del(req.query.get('key') ?? '')))],
+      ['GET /v1/kv/list', async (req) => {
+        const limit = Number(req.query.get('limit') ?? '1000')
+        if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ApiError(400, 'limit must be an integer from 1 to 10000')
+        return ok(await retryable(() => this.kvService().list(req.query.get('prefix') ?? '', req.query.get('consistent') === '1', limit)))
+      }],
       ['POST /v1/events', async (req) => {
         const body = req.body
         if (typeof body !== 'object' || body === null) throw new ApiError(400, 'expected a JSON object {"name": string, "payload"?: string}')

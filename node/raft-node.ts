@@ -29,6 +29,13 @@ export interface ReplicatedStateMachine {
    * result for whoever proposed it. Must be deterministic: every peer applies the same entries.
    */
   apply(index: number, data: Uint8Array): { key: string | null; result: unknown }
+  /** Records that entry `index` carried no command (a new leader's empty entry, a conf change). */
+  applyNoop(index: number): void
+  /**
+   * Vets an entry a follower forwarded to this leader and rewrites what only the leader may
+   * vouch for (e.g. the command's origin, set to the authenticated sender). Null drops it.
+   */
+  authorizeForwarded(from: string, data: Uint8Array): Uint8Array | null
   /** The full state as of the last applied entry. */
   snapshot(): Uint8Array
   /** Replaces the whole state with a snapshot's, taken at `index`. */
@@ -111,7 +118,10 @@ export class RaftNode {
   /** Recovers the log, restores the state machine, joins the transport and starts ticking. */
   async start(): Promise<void> {
     const selfId = this.init.libp2p.peerId.toString()
-    this.storage = await FileLogStorage.open(this.init.dir, this.init.founding ? { founding: { voters: [selfId], learners: [] } } : {})
+    this.storage = await FileLogStorage.open(
+      this.init.dir,
+      this.init.founding ? { founding: { voters: [selfId], learners: [] }, bootstrapData: this.init.stateMachine.snapshot() } : {},
+    )
     const rec = this.storage.recovery
     if (rec.tornTail !== null) this.init.log.warn(`cut a torn record off the Raft log at ${rec.tornTail.segment}:${rec.tornTail.offset} (a write interrupted by a crash; it was never acknowledged)`)
     const snap = this.storage.snapshot()
@@ -142,7 +152,7 @@ export class RaftNode {
     })
     this.transport = new RaftTransport({
       libp2p: this.init.libp2p,
-      onMessage: (m: Message) => this.input(() => void this.core.step(m)),
+      onMessage: (m: Message) => this.input(() => void this.core.step(m.type === 'prop' ? this.authorizeProposal(m) : m)),
       onUnreachable: (id) => this.input(() => this.core.reportUnreachable(id)),
       onSnapshotFailed: (id) => this.input(() => this.core.reportSnapshot(id, false)),
       debug: (m) => this.init.log.debug(m),
@@ -239,6 +249,17 @@ export class RaftNode {
     return new Promise((resolve) => this.applyWaiters.push({ index, resolve }))
   }
 
+  /** A forwarded proposal with each entry vetted by the state machine; refused entries are dropped. */
+  private authorizeProposal(m: Extract<Message, { type: 'prop' }>): Message {
+    const entries = m.entries.flatMap((e) => {
+      if (e.type !== 'normal') return [] // membership changes are the leader's own decision
+      const data = this.init.stateMachine.authorizeForwarded(m.from, e.data)
+      if (data === null) this.init.log.debug(`dropped a forwarded proposal from ${m.from} that its vetting refused`)
+      return data === null ? [] : [{ type: e.type, data }]
+    })
+    return { ...m, entries }
+  }
+
   /** Runs an input against the core, then drains Readys. */
   private input(fn: () => void): void {
     if (this.stopped) return
@@ -299,7 +320,10 @@ export class RaftNode {
           this.confState = this.core.applyConfChange(cc)
           this.init.log.info(`membership: ${cc.type} ${cc.nodeId} (voters ${this.confState.voters.length}, learners ${this.confState.learners.length})`)
         }
-      } else if (e.data.byteLength > 0) {
+        this.init.stateMachine.applyNoop(e.index)
+      } else if (e.data.byteLength === 0) {
+        this.init.stateMachine.applyNoop(e.index)
+      } else {
         const { key, result } = this.init.stateMachine.apply(e.index, e.data)
         const pending = key === null ? undefined : this.proposals.get(key)
         if (pending !== undefined && key !== null) {

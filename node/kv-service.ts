@@ -1,0 +1,91 @@
+/**
+ * The user-facing key-value store (`shoal kv`): keys live in the StateStore's `kv/` bucket;
+ * writes go through Raft, reads come from this peer's replica (or after a ReadIndex round).
+ */
+import { randomBytes } from 'node:crypto'
+import { encodeCommand, validateCommand, KEY_MAX_BYTES, VALUE_MAX_BYTES, type ApplyResult, type KeyValue, type Request } from '../storage/statestore/index.ts'
+import type { RaftNode } from './raft-node.ts'
+import type { StoreMachine } from './store-machine.ts'
+import { proposalKey } from './store-machine.ts'
+import { ApiError } from './api-server.ts'
+
+/** The bucket user keys live in. */
+export const KV_PREFIX = 'kv/'
+/** The longest user key: the store's limit less the bucket prefix. */
+export const USER_KEY_MAX_BYTES = KEY_MAX_BYTES - KV_PREFIX.length
+
+/** A key-value pair as the API shows it. */
+export interface KvView {
+  key: string
+  value: string
+  createRevision: number
+  modRevision: number
+  version: number
+  lease: number
+}
+
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder()
+
+/** Checks a user key; throws a 400 that says what is wrong. */
+export function checkUserKey(key: unknown): string {
+  if (typeof key !== 'string' || key === '') throw new ApiError(400, 'key must be a non-empty string')
+  if (Buffer.byteLength(key) > USER_KEY_MAX_BYTES) throw new ApiError(400, `key is longer than ${USER_KEY_MAX_BYTES} bytes`)
+  if (key.includes('\0')) throw new ApiError(400, 'key must not contain NUL')
+  if (key.startsWith('/')) throw new ApiError(400, "key must not start with '/' (use e.g. config/x)")
+  return key
+}
+
+function view(kv: KeyValue): KvView {
+  return { key: kv.key.slice(KV_PREFIX.length), value: fromUtf8.decode(kv.value), createRevision: kv.createRevision, modRevision: kv.modRevision, version: kv.version, lease: kv.lease }
+}
+
+export class KvService {
+  private readonly raft: RaftNode
+  private readonly machine: StoreMachine
+  private readonly selfId: string
+
+  constructor(raft: RaftNode, machine: StoreMachine, selfId: string) {
+    this.raft = raft
+    this.machine = machine
+    this.selfId = selfId
+  }
+
+  /** Commits `request` through Raft; resolves with the store's result once applied here. */
+  async write(request: Request): Promise<Extract<ApplyResult, { ok: true }>> {
+    const requestId = randomBytes(16).toString('hex')
+    const command = { origin: this.selfId, requestId, request }
+    const problem = validateCommand(command)
+    if (problem !== null) throw new ApiError(400, problem.message)
+    const result = (await this.raft.propose(encodeCommand(command), proposalKey(this.selfId, requestId))) as ApplyResult
+    if (!result.ok) throw new ApiError(result.code === 'lease-not-found' ? 404 : 409, result.message)
+    return result
+  }
+
+  async put(key: string, value: string): Promise<{ revision: number }> {
+    const bytes = utf8.encode(value)
+    if (bytes.byteLength > VALUE_MAX_BYTES) throw new ApiError(413, `value is over ${VALUE_MAX_BYTES} bytes; keep large data elsewhere and store a reference`)
+    const r = await this.write({ type: 'put', key: KV_PREFIX + checkUserKey(key), value: bytes })
+    return { revision: r.response.revision }
+  }
+
+  async del(key: string): Promise<{ deleted: number; revision: number }> {
+    const r = await this.write({ type: 'delete', key: KV_PREFIX + checkUserKey(key) })
+    return { deleted: r.response.type === 'delete' ? r.response.deleted : 0, revision: r.response.revision }
+  }
+
+  /** Reads from this replica; `consistent` first confirms with the leader (ReadIndex). */
+  async get(key: string, consistent: boolean): Promise<{ kv: KvView | null; revision: number; appliedIndex: number }> {
+    checkUserKey(key)
+    if (consistent) await this.raft.linearizableRead()
+    const kv = this.machine.store.get(KV_PREFIX + key)
+    return { kv: kv === null ? null : view(kv), revision: this.machine.store.revision, appliedIndex: this.raft.applied }
+  }
+
+  async list(prefix: string, consistent: boolean, limit: number): Promise<{ kvs: KvView[]; more: boolean; revision: number }> {
+    if (typeof prefix !== 'string') throw new ApiError(400, 'prefix must be a string')
+    if (consistent) await this.raft.linearizableRead()
+    const r = this.machine.store.range(KV_PREFIX + prefix, { limit })
+    return { kvs: r.kvs.map(view), more: r.more, revision: this.machine.store.revision }
+  }
+}

@@ -1,0 +1,53 @@
+/** The StateStore as the Raft driver's replicated state machine. */
+import { StateStore, decodeCommand, encodeCommand, type ApplyResult } from '../storage/statestore/index.ts'
+import type { ReplicatedStateMachine } from './raft-node.ts'
+
+/** The proposal key the driver matches applied entries by: origin and request id. */
+export function proposalKey(origin: string, requestId: string): string {
+  return `${origin}/${requestId}`
+}
+
+export class StoreMachine implements ReplicatedStateMachine {
+  private current = new StateStore()
+  /** Forwarded proposals refused by vetting (undecodable), for `status`. */
+  refusedForwarded = 0
+
+  /** The live store; replaced wholesale when a snapshot is installed. */
+  get store(): StateStore {
+    return this.current
+  }
+
+  apply(index: number, data: Uint8Array): { key: string | null; result: ApplyResult } {
+    const decoded = decodeCommand(data)
+    const result = this.current.applyEntry(index, data)
+    return { key: decoded.ok ? proposalKey(decoded.command.origin, decoded.command.requestId) : null, result }
+  }
+
+  applyNoop(index: number): void {
+    this.current.applyNoop(index)
+  }
+
+  /**
+   * A follower can only speak for itself: the origin of what it forwards becomes the
+   * authenticated sender, and it may not claim the leader's authority (asLeader).
+   */
+  authorizeForwarded(from: string, data: Uint8Array): Uint8Array | null {
+    const decoded = decodeCommand(data)
+    if (!decoded.ok) {
+      this.refusedForwarded++
+      return null
+    }
+    const { asLeader: _dropped, ...rest } = decoded.command
+    return encodeCommand({ ...rest, origin: from })
+  }
+
+  snapshot(): Uint8Array {
+    return this.current.snapshot()
+  }
+
+  restore(data: Uint8Array, index: number): void {
+    const restored = StateStore.restore(data)
+    if (!restored.ok) throw new Error(`snapshot at index ${index} does not restore: ${restored.message}`)
+    this.current = restored.store
+  }
+}
