@@ -89,8 +89,8 @@ export const MAX_PENDING_CHANGES = 65_536
 export const MAX_JOIN_SEEDS = 64
 
 const DEFAULTS = {
-  probeIntervalMs: 400,
-  probeTimeoutMs: 200,
+  probeIntervalMs: 300,
+  probeTimeoutMs: 150,
   indirectChecks: 3,
   suspicionMult: 3,
   suspicionMaxMult: 6,
