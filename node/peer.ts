@@ -23,7 +23,8 @@ import { DockerProbe, type RuntimeStatus } from '../runtime/docker-probe.ts'
 import { join } from 'node:path'
 import { RaftNode, RetryableError } from './raft-node.ts'
 import { StoreMachine } from './store-machine.ts'
-import { KvService } from './kv-service.ts'
+import { KvService, KV_PREFIX } from './kv-service.ts'
+import { WatchHub } from './watch-hub.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 
@@ -93,6 +94,7 @@ export class Peer {
   private raft: RaftNode | null = null
   private machine: StoreMachine | null = null
   private kv: KvService | null = null
+  private watches: WatchHub | null = null
   private autopilot: ReturnType<typeof setInterval> | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
@@ -169,6 +171,11 @@ export class Peer {
     this.events.start()
 
     this.machine = new StoreMachine()
+    const machine = this.machine
+    const watches = new WatchHub(() => machine.store)
+    this.watches = watches
+    machine.onApplied = () => watches.onApplied()
+    machine.onRestored = () => watches.onRestored()
     this.raft = new RaftNode({
       dir: join(config.dataDir, 'raft'),
       libp2p: this.libp2p,
@@ -357,6 +364,16 @@ export class Peer {
         return ok(await retryable(() => this.kvService().put(key, value)))
       }],
       ['DELETE /v1/kv', async (req) => ok(await retryable(() => this.kvService().del(req.query.get('key') ?? '')))],
+      ['GET /v1/kv/watch', (req) => {
+        const prefix = req.query.get('prefix') ?? ''
+        const from = req.query.get('revision')
+        const machine = this.machine
+        const watches = this.watches
+        if (machine === null || watches === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        const fromRevision = from === null ? machine.store.revision : Number(from)
+        if (!Number.isSafeInteger(fromRevision) || fromRevision < 0) throw new ApiError(400, 'revision must be a non-negative integer: events after it are sent')
+        return { stream: (res, httpReq) => this.streamWatch(watches, prefix, fromRevision, res, httpReq) }
+      }],
       ['GET /v1/kv/list', async (req) => {
         const limit = Number(req.query.get('limit') ?? '1000')
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ApiError(400, 'limit must be an integer from 1 to 10000')
@@ -377,6 +394,39 @@ export class Peer {
         return ok(await this.events.fire(name, payload ?? ''))
       }],
     ])
+  }
+
+  /**
+   * NDJSON stream of changes under a kv prefix, one `{type, key, value, revision}` a line, from
+   * `fromRevision` on. A slow client is cut off rather than buffered without bound; it resumes
+   * with ?revision= its last line's revision.
+   */
+  private streamWatch(watches: WatchHub, prefix: string, fromRevision: number, res: ServerResponse, req: IncomingMessage): void {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+    res.flushHeaders()
+    const decoder = new TextDecoder()
+    let stop: (() => void) | null = null
+    try {
+      stop = watches.add(KV_PREFIX + prefix, fromRevision, {
+        deliver: (events) => {
+          if (res.destroyed || res.writableLength > SUBSCRIBER_QUEUE_MAX * 512) {
+            res.destroy()
+            return false
+          }
+          res.write(events.map((e) => `${JSON.stringify({ type: e.type, key: e.kv.key.slice(KV_PREFIX.length), value: decoder.decode(e.kv.value), revision: e.kv.modRevision })}\n`).join(''))
+          return true
+        },
+        compacted: (compactRevision, revision) => {
+          res.end(`${JSON.stringify({ error: `revision ${fromRevision} is compacted (history starts after ${compactRevision}); list the keys again, then watch from revision ${revision}`, compactRevision, revision })}\n`)
+        },
+      })
+    } catch (err) {
+      res.end(`${JSON.stringify({ error: err instanceof Error ? err.message : String(err) })}\n`)
+      return
+    }
+    const close = (): void => stop?.()
+    req.socket.on('close', close)
+    res.on('close', close)
   }
 
   /** NDJSON stream: one event a line, flushed as it happens, until the client goes away. */

@@ -9,6 +9,10 @@ export function proposalKey(origin: string, requestId: string): string {
 
 export class StoreMachine implements ReplicatedStateMachine {
   private current = new StateStore()
+  /** Called after every applied command (watch fan-out). */
+  onApplied: () => void = () => undefined
+  /** Called after a snapshot replaced the whole store. */
+  onRestored: () => void = () => undefined
   /** Forwarded proposals refused by vetting (undecodable), for `status`. */
   refusedForwarded = 0
 
@@ -20,6 +24,7 @@ export class StoreMachine implements ReplicatedStateMachine {
   apply(index: number, data: Uint8Array): { key: string | null; result: ApplyResult } {
     const decoded = decodeCommand(data)
     const result = this.current.applyEntry(index, data)
+    this.onApplied()
     return { key: decoded.ok ? proposalKey(decoded.command.origin, decoded.command.requestId) : null, result }
   }
 
@@ -49,5 +54,6 @@ export class StoreMachine implements ReplicatedStateMachine {
     const restored = StateStore.restore(data)
     if (!restored.ok) throw new Error(`snapshot at index ${index} does not restore: ${restored.message}`)
     this.current = restored.store
+    this.onRestored()
   }
 }

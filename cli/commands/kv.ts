@@ -1,6 +1,7 @@
 /** `shoal kv put|get|del|list`: the replicated key-value store, as etcdctl and consul kv. */
 import { parseCommandArgs, stringFlag, boolFlag } from '../args.ts'
-import { apiCall, resolveApiSocket } from '../client.ts'
+import { createInterface } from 'node:readline'
+import { apiCall, apiStream, resolveApiSocket } from '../client.ts'
 import { formatTable } from '../table.ts'
 import { UsageError, UserError } from '../../node/errors.ts'
 import type { KvView } from '../../node/kv-service.ts'
@@ -8,15 +9,17 @@ import type { KvView } from '../../node/kv-service.ts'
 export const KV_USAGE = `Usage: shoal kv put KEY VALUE
        shoal kv get KEY [--consistent] [--json]
        shoal kv del KEY
-       shoal kv list PREFIX [--consistent] [--json]`
+       shoal kv list PREFIX [--consistent] [--json]
+       shoal kv watch PREFIX [--revision R]`
 
 const FLAGS = { api: { type: 'string' }, json: { type: 'boolean' }, consistent: { type: 'boolean' } } as const
 
 export async function kvCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
+  if (sub === 'watch') return kvWatchCommand(rest)
   const arity: Record<string, [number, number]> = { put: [2, 2], get: [1, 1], del: [1, 1], list: [0, 1] }
   const range = sub === undefined ? undefined : arity[sub]
-  if (sub === undefined || range === undefined) throw new UsageError(`kv needs a subcommand: put, get, del or list\n${KV_USAGE}`)
+  if (sub === undefined || range === undefined) throw new UsageError(`kv needs a subcommand: put, get, del, list or watch\n${KV_USAGE}`)
   const p = parseCommandArgs(`kv ${sub}`, rest, FLAGS, { min: range[0], max: range[1] })
   const socket = resolveApiSocket(stringFlag(p, 'api'))
   const json = boolFlag(p, 'json')
@@ -51,5 +54,38 @@ export async function kvCommand(argv: string[]): Promise<number> {
       if (r.more) process.stderr.write('shoal kv list: more keys match; narrow the prefix\n')
       return 0
     }
+  }
+}
+
+/**
+ * `shoal kv watch PREFIX [--revision R]`: one JSON line per change. If the stream breaks (the
+ * peer restarts), it reconnects and resumes after the last revision it printed, so no change
+ * is missed or printed twice.
+ */
+export async function kvWatchCommand(argv: string[]): Promise<number> {
+  const p = parseCommandArgs('kv watch', argv, { api: { type: 'string' }, revision: { type: 'string' } }, { min: 0, max: 1 })
+  const socket = resolveApiSocket(stringFlag(p, 'api'))
+  const prefix = p.positionals[0] ?? ''
+  const given = stringFlag(p, 'revision')
+  let revision: number | null = given === undefined ? null : Number(given)
+  if (revision !== null && (!Number.isSafeInteger(revision) || revision < 0)) throw new UsageError('--revision takes a non-negative integer: changes after it are printed')
+  let failures = 0
+  for (;;) {
+    try {
+      const res = await apiStream(socket, `/v1/kv/watch?prefix=${encodeURIComponent(prefix)}${revision === null ? '' : `&revision=${revision}`}`)
+      failures = 0
+      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+        if (line === '') continue
+        const event = JSON.parse(line) as { revision?: number; error?: string }
+        if (event.error !== undefined) throw new UserError(event.error)
+        if (typeof event.revision === 'number') revision = event.revision
+        process.stdout.write(`${line}\n`)
+      }
+    } catch (err) {
+      if (err instanceof UserError && !/no Shoal peer is answering/.test(err.message)) throw err
+      if (++failures > 60) throw err
+    }
+    process.stderr.write(`shoal kv watch: stream interrupted; resuming after revision ${revision ?? 'now'}\n`)
+    await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** failures)))
   }
 }

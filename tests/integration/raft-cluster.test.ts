@@ -5,7 +5,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { join } from 'node:path'
-import { TestCluster, runCli, waitFor, type PeerProcess } from '../helpers/processes.ts'
+import { spawn } from 'node:child_process'
+import { TestCluster, runCli, waitFor, NODE, MAIN, type PeerProcess } from '../helpers/processes.ts'
 
 interface RaftStatus { peerId: string; role: string; term: number; leader: string | null; voters: string[]; learners: string[]; commitIndex: number; appliedIndex: number }
 
@@ -61,9 +62,14 @@ describe('a three-peer Raft cluster', () => {
     expect(missing.stderr).toContain('not found')
   })
 
-  it('kill -9 of the leader: a new leader is elected and accepts writes', async () => {
+  it('kill -9 of the leader: a new leader is elected and accepts writes; a watch sees every write once', async () => {
+    let st = await Promise.all(peers.map(statusOf))
+    const watchHost = peers[st.findIndex((s) => s.role === 'follower')]!
+    const watcher = spawn(NODE, [MAIN, 'kv', 'watch', '--revision', '0', '--api', watchHost.api], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let watched = ''
+    watcher.stdout.on('data', (d: Buffer) => (watched += d.toString()))
     for (let i = 0; i < 5; i++) await put(peers[i % 3]!, `before/${i}`, `v${i}`)
-    const st = await Promise.all(peers.map(statusOf))
+    st = await Promise.all(peers.map(statusOf))
     const leaderIndex = st.findIndex((s) => s.role === 'leader')
     const oldLeader = peers[leaderIndex]!
     const oldTerm = st[leaderIndex]!.term
@@ -77,6 +83,16 @@ describe('a three-peer Raft cluster', () => {
     await put(survivors[0]!, 'after/failover', 'yes')
     const r = await kv(survivors[1]!, 'get', 'after/failover', '--consistent')
     expect(r.stdout).toBe('yes\n')
+
+    try {
+      await waitFor('the watch to print the write made after the failover', () => (watched.includes('"key":"after/failover"') ? true : undefined))
+    } finally {
+      watcher.kill('SIGTERM')
+    }
+    const events = watched.trim().split('\n').map((l) => JSON.parse(l) as { type: string; key: string; value: string; revision: number })
+    // Only puts happened, one revision each: revisions 1..n without gap or repeat.
+    expect(events.map((e) => e.revision)).toEqual(events.map((_, i) => i + 1))
+    expect(events.map((e) => [e.key, e.value])).toEqual([...acked.entries()])
   })
 
   it('the old leader restarts, rejoins on its own and holds every acknowledged write', async () => {
