@@ -9,6 +9,7 @@
  * linearizable reads wait for a ReadIndex confirmation and for this peer to apply up to it.
  */
 import { randomBytes, randomInt } from 'node:crypto'
+import { mulberry32 } from '../protocols/prng.ts'
 import {
   RaftCore,
   decodeConfChange,
@@ -131,21 +132,14 @@ export class RaftNode {
     this.confState = this.storage.initialState().confState
     this.init.log.info(`Raft log: snapshot ${rec.snapshotIndex}, entries ${rec.firstIndex}..${rec.lastIndex}; ${this.confState.voters.length} voters, ${this.confState.learners.length} learners`)
 
-    let state = randomInt(1, 2 ** 31)
     this.core = new RaftCore({
       id: selfId,
       storage: this.storage,
       electionTicks: this.electionTicks,
       heartbeatTicks: this.init.heartbeatTicks ?? 1,
       applied: this.appliedIndex,
-      // mulberry32 seeded from the OS: the core only sees a function.
-      random: () => {
-        state = (state + 0x6d2b79f5) | 0
-        let t = state
-        t = Math.imul(t ^ (t >>> 15), t | 1)
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-      },
+      // Seeded from the OS: the core only sees a function.
+      random: mulberry32(randomInt(1, 2 ** 31)),
       maxSizePerMsgBytes: 1024 * 1024,
       maxInflightMsgs: 256,
       maxUncommittedEntriesBytes: 64 * 1024 * 1024,

@@ -4,6 +4,7 @@
  * batch is drained at once (send frames, publish changes, teach libp2p new addresses).
  */
 import { randomInt } from 'node:crypto'
+import { mulberry32 } from '../prng.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p, PeerId } from '@libp2p/interface'
@@ -37,19 +38,6 @@ export interface MembershipInit {
   detector?: Partial<Omit<FailureDetectorConfig, 'selfId' | 'meta' | 'nowMs' | 'random'>>
 }
 
-/** Seeded from the OS once per process; the core only ever sees this function. */
-function seededRandom(): () => number {
-  let state = randomInt(1, 2 ** 31)
-  return () => {
-    // mulberry32: small, fast, good enough to spread probe order and timeouts.
-    state = (state + 0x6d2b79f5) | 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** Cluster membership of this peer: who is alive, suspect, dead or left. */
 export class Membership {
   private readonly core: FailureDetector
@@ -80,7 +68,8 @@ export class Membership {
       selfId: this.selfId,
       meta: encodeHostRecord(init.host),
       nowMs: Date.now(),
-      random: seededRandom(),
+      // Seeded from the OS once per process; the core only ever sees the function.
+      random: mulberry32(randomInt(1, 2 ** 31)),
     })
     this.transport = new SwimTransport(
       init.libp2p,

@@ -18,19 +18,10 @@ import {
   decodeSwimMessage,
   encodeSwimMessage,
 } from '../../protocols/gossip/swim-codec.ts'
+import { mulberry32 } from '../../protocols/prng.ts'
 
 // ------------------------------------------------------------------ helpers
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const metaOf = (id: string, version = 1): string => JSON.stringify({ name: id, addrs: [`/ip4/10.0.0.1/tcp/7946/p2p/${id}`], v: version })
 const upd = (peerId: string, incarnation: number, state: MemberState = 'alive', meta = metaOf(peerId)): MemberUpdate => ({ peerId, incarnation, state, meta })

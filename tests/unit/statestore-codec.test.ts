@@ -10,6 +10,7 @@ import { StoreDriver, text } from '../../storage/statestore/testing.ts'
 import { COMMAND_MAX_BYTES } from '../../storage/statestore/limits.ts'
 import type { Command, Compare, Request, TxnOp } from '../../storage/statestore/commands.ts'
 import type { ApplyResult } from '../../storage/statestore/results.ts'
+import { mulberry32 } from '../../protocols/prng.ts'
 
 const keyArb = fc.string({ minLength: 1, maxLength: 12 }).map((s) => `kv/${s.replace(/\0/g, '')}`)
 const bytesArb = fc.uint8Array({ maxLength: 16 })
@@ -61,16 +62,7 @@ const commandArb: fc.Arbitrary<Command> = fc.record({
 }).map(({ asLeader, ...rest }) => (asLeader ? { ...rest, asLeader } : rest))
 
 // A deterministic byte source for the fuzz loops (reproducible failures).
-function prng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+const prng = mulberry32
 
 describe('command codec', () => {
   it('round-trips every command canonically', () => {

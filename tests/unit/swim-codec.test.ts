@@ -11,17 +11,8 @@ import {
   memberUpdateEncodedBytes,
   utf8ByteLength,
 } from '../../protocols/gossip/swim-codec.ts'
+import { mulberry32 } from '../../protocols/prng.ts'
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const enc = new TextEncoder()
 const raw = (value: unknown): Uint8Array => enc.encode(JSON.stringify(value))
