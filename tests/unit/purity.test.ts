@@ -12,7 +12,6 @@ const CORES = [
   'protocols/gossip/suspicion.ts',
   'protocols/gossip/swim-codec.ts',
   'protocols/prng.ts',
-  'protocols/raft/autopilot.ts',
   ...(existsSync(join(REPO, 'protocols/raft')) ? readdirSync(join(REPO, 'protocols/raft')).filter((f) => f.endsWith('.ts') && !/transport|adapter/.test(f)).map((f) => `protocols/raft/${f}`) : []),
 ]
 const FORBIDDEN: Array<[RegExp, string]> = [
