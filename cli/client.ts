@@ -38,8 +38,8 @@ export async function apiCall<T>(socket: string, method: string, path: string, b
 }
 
 /** Opens a streaming response (NDJSON); the caller reads it line by line. */
-export async function apiStream(socket: string, path: string): Promise<IncomingMessage> {
-  const res = await open(socket, 'GET', path)
+export async function apiStream(socket: string, path: string, method = 'GET'): Promise<IncomingMessage> {
+  const res = await open(socket, method, path)
   if ((res.statusCode ?? 500) >= 400) throw new UserError(`the peer refused the stream: HTTP ${res.statusCode}`)
   return res
 }

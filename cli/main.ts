@@ -5,6 +5,7 @@ import { startCommand, START_USAGE } from './commands/start.ts'
 import { statusCommand, peersCommand } from './commands/cluster.ts'
 import { eventsCommand, eventCommand } from './commands/events.ts'
 import { kvCommand, KV_USAGE } from './commands/kv.ts'
+import { lockCommand } from './commands/lock.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -19,6 +20,8 @@ Inspect the cluster (every command takes --api SOCKET or env SHOAL_API):
 
 Replicated key-value store (writes through Raft, reads from this peer's replica):
   kv put KEY VALUE | kv get KEY [--consistent] | kv del KEY | kv list [PREFIX] [--json]
+  kv watch [PREFIX] [--revision R]   one JSON line per change
+  lock NAME [--ttl SECONDS] -- CMD   run CMD while holding the cluster-wide lock NAME
 
   version            print the version
 `
@@ -30,6 +33,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   events: eventsCommand,
   event: eventCommand,
   kv: kvCommand,
+  lock: lockCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -45,7 +49,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === '--version') return COMMANDS['version']?.([]) ?? 0
   const run = COMMANDS[command]
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
-  if (rest.includes('--help') || rest.includes('-h')) {
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
+  if (own.includes('--help') || own.includes('-h')) {
     process.stdout.write(command === 'start' ? `${START_USAGE}\n` : command === 'kv' ? `${KV_USAGE}\n` : USAGE)
     return 0
   }

@@ -52,9 +52,9 @@ export class KvService {
   }
 
   /** Commits `request` through Raft; resolves with the store's result once applied here. */
-  async write(request: Request): Promise<Extract<ApplyResult, { ok: true }>> {
+  async write(request: Request, asLeader = false): Promise<Extract<ApplyResult, { ok: true }>> {
     const requestId = randomBytes(16).toString('hex')
-    const command = { origin: this.selfId, requestId, request }
+    const command = asLeader ? { origin: this.selfId, requestId, request, asLeader } : { origin: this.selfId, requestId, request }
     const problem = validateCommand(command)
     if (problem !== null) throw new ApiError(400, problem.message)
     const result = (await this.raft.propose(encodeCommand(command), proposalKey(this.selfId, requestId))) as ApplyResult

@@ -25,6 +25,7 @@ import { RaftNode, RetryableError } from './raft-node.ts'
 import { StoreMachine } from './store-machine.ts'
 import { KvService, KV_PREFIX } from './kv-service.ts'
 import { WatchHub } from './watch-hub.ts'
+import { Sessions } from './sessions.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 
@@ -95,6 +96,7 @@ export class Peer {
   private machine: StoreMachine | null = null
   private kv: KvService | null = null
   private watches: WatchHub | null = null
+  private sessions: Sessions | null = null
   private autopilot: ReturnType<typeof setInterval> | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
@@ -175,7 +177,11 @@ export class Peer {
     const watches = new WatchHub(() => machine.store)
     this.watches = watches
     machine.onApplied = () => watches.onApplied()
-    machine.onRestored = () => watches.onRestored()
+    machine.onRestored = () => {
+      watches.onRestored()
+      this.sessions?.onRestored()
+    }
+    machine.onCommand = (command, result) => this.sessions?.onCommand(command, result)
     this.raft = new RaftNode({
       dir: join(config.dataDir, 'raft'),
       libp2p: this.libp2p,
@@ -185,6 +191,21 @@ export class Peer {
     })
     await this.raft.start()
     this.kv = new KvService(this.raft, this.machine, this.peerId)
+    const raft = this.raft
+    this.sessions = new Sessions({
+      selfId: this.peerId,
+      pubsub: this.libp2p.services.pubsub,
+      kv: this.kv,
+      machine,
+      watches,
+      isMember: (id) => {
+        const state = this.membership?.stateOf(id)
+        return state === 'alive' || state === 'suspect'
+      },
+      isLeader: () => raft.status().role === 'leader',
+      log: log.child('sessions'),
+    })
+    this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
     if (config.docker === 'none') {
@@ -217,6 +238,7 @@ export class Peer {
       // Already removed.
     }
     if (this.knownPeersTimer !== null) clearTimeout(this.knownPeersTimer)
+    this.sessions?.stop()
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
     await this.raft?.stop()
@@ -373,6 +395,26 @@ export class Peer {
         const fromRevision = from === null ? machine.store.revision : Number(from)
         if (!Number.isSafeInteger(fromRevision) || fromRevision < 0) throw new ApiError(400, 'revision must be a non-negative integer: events after it are sent')
         return { stream: (res, httpReq) => this.streamWatch(watches, prefix, fromRevision, res, httpReq) }
+      }],
+      ['POST /v1/locks', (req) => {
+        const name = req.query.get('name') ?? ''
+        const ttlMs = Math.round(Number(req.query.get('ttl') ?? '10') * 1000)
+        const sessions = this.sessions
+        if (sessions === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        return {
+          stream: (res, httpReq) => {
+            res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+            res.flushHeaders()
+            const gone = new AbortController()
+            // The client holding the lock went away: release it.
+            httpReq.socket.on('close', () => gone.abort())
+            res.on('close', () => gone.abort())
+            sessions.lock(name, ttlMs, (e) => res.write(`${JSON.stringify(e)}\n`), gone.signal).then(
+              () => res.end(),
+              (err: unknown) => res.end(`${JSON.stringify({ state: 'error', error: err instanceof Error ? err.message : String(err) })}\n`),
+            )
+          },
+        }
       }],
       ['GET /v1/kv/list', async (req) => {
         const limit = Number(req.query.get('limit') ?? '1000')

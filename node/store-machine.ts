@@ -1,5 +1,5 @@
 /** The StateStore as the Raft driver's replicated state machine. */
-import { StateStore, decodeCommand, encodeCommand, type ApplyResult } from '../storage/statestore/index.ts'
+import { StateStore, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
 import type { ReplicatedStateMachine } from './raft-node.ts'
 
 /** The proposal key the driver matches applied entries by: origin and request id. */
@@ -11,6 +11,8 @@ export class StoreMachine implements ReplicatedStateMachine {
   private current = new StateStore()
   /** Called after every applied command (watch fan-out). */
   onApplied: () => void = () => undefined
+  /** Called with each decoded command and its result (lease mirroring). */
+  onCommand: (command: Command, result: ApplyResult) => void = () => undefined
   /** Called after a snapshot replaced the whole store. */
   onRestored: () => void = () => undefined
   /** Forwarded proposals refused by vetting (undecodable), for `status`. */
@@ -24,6 +26,7 @@ export class StoreMachine implements ReplicatedStateMachine {
   apply(index: number, data: Uint8Array): { key: string | null; result: ApplyResult } {
     const decoded = decodeCommand(data)
     const result = this.current.applyEntry(index, data)
+    if (decoded.ok) this.onCommand(decoded.command, result)
     this.onApplied()
     return { key: decoded.ok ? proposalKey(decoded.command.origin, decoded.command.requestId) : null, result }
   }
