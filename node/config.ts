@@ -17,6 +17,9 @@ export interface StartOptions {
   dns?: string
   docker?: string
   logLevel?: string
+  voters?: string
+  deadGrace?: string
+  snapshotEntries?: string
 }
 
 /** Where the DNS server listens, or off. */
@@ -34,6 +37,12 @@ export interface StartConfig {
   docker: string | 'none'
   dockerDefaulted: boolean
   logLevel: LogLevel
+  /** Voters autopilot keeps; undefined = 3, or 5 from 5 alive peers. */
+  voters: number | undefined
+  /** How long a voter or learner stays dead before autopilot removes it. */
+  deadGraceMs: number
+  /** Applied entries between snapshots (the log before a snapshot is then compacted). */
+  snapshotEntries: number
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
@@ -67,6 +76,13 @@ function parseMultiaddr(text: string, flag: string): Multiaddr {
   const names = ma.getComponents().map((c) => c.name)
   if (!names.includes('tcp')) throw new UsageError(`${flag} ${text}: Shoal peers speak TCP; expected e.g. /ip4/10.0.0.1/tcp/7946`)
   return ma
+}
+
+function parseCount(text: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  if (text === undefined) return fallback
+  const n = Number(text)
+  if (!/^\d+(\.\d+)?$/.test(text) || n < min || n > max) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a number from ${min} to ${max}`)
+  return n
 }
 
 /** Parses `HOST:PORT` or `off` for --dns. */
@@ -120,5 +136,12 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     docker,
     dockerDefaulted,
     logLevel,
+    voters: options.voters === undefined ? undefined : (() => {
+      const n = parseCount(options.voters, '--voters', 1, 7, 3)
+      if (!Number.isInteger(n) || n % 2 === 0) throw new UsageError(`--voters ${options.voters}: use an odd number (1, 3, 5 or 7): an even voter count tolerates no more failures than the odd one below it`)
+      return n
+    })(),
+    deadGraceMs: Math.round(parseCount(options.deadGrace, '--dead-grace', 1, 86_400, 30) * 1000),
+    snapshotEntries: Math.round(parseCount(options.snapshotEntries, '--snapshot-entries', 10, 10_000_000, 10_000)),
   }
 }

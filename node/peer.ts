@@ -188,6 +188,10 @@ export class Peer {
       founding: config.bootstrap.length === 0,
       stateMachine: this.machine,
       log: log.child('raft'),
+      snapshotEveryEntries: config.snapshotEntries,
+      // Keep half an interval of entries behind each snapshot (at most 5,000) so a follower
+      // that lags briefly catches up from the log instead of needing a whole snapshot.
+      keepEntriesAfterSnapshot: Math.min(5000, Math.floor(config.snapshotEntries / 2)),
     })
     await this.raft.start()
     this.kv = new KvService(this.raft, this.machine, this.peerId)
@@ -337,7 +341,7 @@ export class Peer {
       lastIndex: st.lastIndex,
       match,
       members: membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) })),
-    }, DEFAULT_AUTOPILOT)
+    }, { ...DEFAULT_AUTOPILOT, targetVoters: this.config.voters, deadGraceMs: this.config.deadGraceMs })
     if (change === null) return
     raft.changeMembership(change).then(
       () => this.log.info(`autopilot: proposed ${change.type} ${change.nodeId}`),

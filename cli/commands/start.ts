@@ -6,7 +6,8 @@ import { Peer } from '../../node/peer.ts'
 
 export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
                    [--api SOCKET] [--name NAME] [--secret-file FILE]
-                   [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]`
+                   [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]
+                   [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]`
 
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseCommandArgs('start', argv, {
@@ -19,6 +20,9 @@ export async function startCommand(argv: string[]): Promise<number> {
     dns: { type: 'string' },
     docker: { type: 'string' },
     'log-level': { type: 'string' },
+    voters: { type: 'string' },
+    'dead-grace': { type: 'string' },
+    'snapshot-entries': { type: 'string' },
   }, { min: 0, max: 0 })
   const config = resolveStartConfig({
     dataDir: stringFlag(p, 'data-dir'),
@@ -30,6 +34,9 @@ export async function startCommand(argv: string[]): Promise<number> {
     dns: stringFlag(p, 'dns'),
     docker: stringFlag(p, 'docker'),
     logLevel: stringFlag(p, 'log-level'),
+    voters: stringFlag(p, 'voters'),
+    deadGrace: stringFlag(p, 'dead-grace'),
+    snapshotEntries: stringFlag(p, 'snapshot-entries'),
   })
   const log = createLogger(config.logLevel)
   // A network library's stray rejection must not take the whole peer down with it.

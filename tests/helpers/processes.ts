@@ -43,6 +43,26 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 
   })
 }
 
+/** Sends a JSON request to a peer's API socket; answers the status and parsed body. */
+export function apiRequest<T = unknown>(socket: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  return new Promise((resolveRequest, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body)
+    const req = request({ socketPath: socket, path, method, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        try {
+          resolveRequest({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as T })
+        } catch (err) {
+          reject(err instanceof Error ? err : new Error(String(err)))
+        }
+      })
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
 /** GETs a JSON endpoint of a peer's API socket. */
 export function apiGet<T>(socket: string, path: string): Promise<T> {
   return new Promise((resolveGet, reject) => {

@@ -13,6 +13,9 @@ describe('resolveStartConfig', () => {
     expect(c.dns).toEqual({ host: '127.0.0.1', port: 5353 })
     expect(c.logLevel).toBe('info')
     expect(c.bootstrap).toEqual([])
+    expect(c.voters).toBeUndefined()
+    expect(c.deadGraceMs).toBe(30_000)
+    expect(c.snapshotEntries).toBe(10_000)
   })
 
   it('honours XDG_DATA_HOME', () => {
@@ -28,6 +31,10 @@ describe('resolveStartConfig', () => {
     [{ dns: '127.0.0.1' }, 'expected HOST:PORT'],
     [{ dns: '127.0.0.1:70000' }, 'expected HOST:PORT'],
     [{ api: `/tmp/${'x'.repeat(120)}.sock` }, 'longer than 107 bytes'],
+    [{ voters: '4' }, 'use an odd number'],
+    [{ voters: '9' }, 'from 1 to 7'],
+    [{ deadGrace: 'soon' }, 'expected a number'],
+    [{ snapshotEntries: '5' }, 'from 10 to'],
   ])('rejects %j with a usage error', (options, message) => {
     expect(() => resolveStartConfig({ name: 'h', docker: 'none', ...options }, env)).toThrow(UsageError)
     expect(() => resolveStartConfig({ name: 'h', docker: 'none', ...options }, env)).toThrow(message)
