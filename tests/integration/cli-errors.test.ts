@@ -148,6 +148,27 @@ describe('CLI and API errors', () => {
     expect((await peer.status()).peerId).toMatch(/^12D3Koo/)
   })
 
+  it('bad kv input gets a clear error and changes nothing', async () => {
+    const empty = await runCli(['kv', 'put', '', 'x', '--api', peer.api])
+    expect(empty.code).toBe(1)
+    expect(empty.stderr).toContain('key must be a non-empty string')
+    const long = await runCli(['kv', 'put', 'k'.repeat(600), 'x', '--api', peer.api])
+    expect(long.code).toBe(1)
+    expect(long.stderr).toContain('longer than 509 bytes')
+    const slash = await runCli(['kv', 'put', '/etc/x', 'x', '--api', peer.api])
+    expect(slash.stderr).toContain("must not start with '/'")
+    const big = await rawRequest(peer.api, 'PUT', '/v1/kv', JSON.stringify({ key: 'big', value: 'v'.repeat(600 * 1024) }))
+    expect(big.status).toBe(413)
+    expect(JSON.parse(big.body).error).toContain('value is over')
+    const noSub = await runCli(['kv', '--api', peer.api])
+    expect(noSub.code).toBe(2)
+    const badRev = await runCli(['kv', 'watch', '--revision', '-3', '--api', peer.api])
+    expect(badRev.code).toBe(2)
+    for (const r of [empty, long, slash]) expectCleanError(r.stderr)
+    const list = JSON.parse((await runCli(['kv', 'list', '--json', '--api', peer.api])).stdout) as unknown[]
+    expect(list).toEqual([])
+  })
+
   it('a user event fired with `shoal event` reaches the events stream', async () => {
     const { spawn } = await import('node:child_process')
     const { NODE, MAIN } = await import('../helpers/processes.ts')
