@@ -1,19 +1,27 @@
 /**
  * The deciding cores must stay pure (DESIGN.md, "The one rule"): no clock, randomness, timers,
  * I/O or Promises, so the simulator can drive them deterministically. This guards it.
+ * The StateStore is held to a stricter rule set: every replica must compute byte-identical
+ * state, so it also avoids Buffer, the process environment, `any` and imports from outside.
  */
 import { describe, it, expect } from 'vitest'
 import { readdirSync, readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO } from '../helpers/processes.ts'
 
+function tsFiles(dir: string, exclude: RegExp = /$^/): string[] {
+  return existsSync(join(REPO, dir)) ? readdirSync(join(REPO, dir)).filter((f) => f.endsWith('.ts') && !exclude.test(f)).map((f) => `${dir}/${f}`) : []
+}
+
 const CORES = [
   'protocols/gossip/failure-detector.ts',
   'protocols/gossip/suspicion.ts',
   'protocols/gossip/swim-codec.ts',
   'protocols/prng.ts',
-  ...(existsSync(join(REPO, 'protocols/raft')) ? readdirSync(join(REPO, 'protocols/raft')).filter((f) => f.endsWith('.ts') && !/transport|adapter/.test(f)).map((f) => `protocols/raft/${f}`) : []),
+  ...tsFiles('protocols/raft', /transport|adapter/),
 ]
+const STATESTORE = tsFiles('storage/statestore')
+
 const FORBIDDEN: Array<[RegExp, string]> = [
   [/\bDate\b/, 'a clock (Date)'],
   [/\bperformance\.now\b/, 'a clock (performance.now)'],
@@ -23,14 +31,31 @@ const FORBIDDEN: Array<[RegExp, string]> = [
   [/\bcrypto\./, 'crypto'],
   [/\basync\b|\bawait\b|\bPromise\b/, 'asynchrony'],
 ]
+const STATESTORE_FORBIDDEN: Array<[RegExp, string]> = [
+  ...FORBIDDEN,
+  [/\bcrypto\b/, 'crypto'],
+  [/\bBuffer\b/, 'Buffer (use Uint8Array)'],
+  [/\bprocess\./, 'the process environment'],
+  [/:\s*any\b|\bas any\b|<any>/, 'the any type'],
+  [/from ['"]\.\.\//, 'an import from outside the core'],
+]
+
+function check(file: string, rules: Array<[RegExp, string]>): void {
+  const source = readFileSync(join(REPO, file), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/.*$/gm, '')
+  for (const [pattern, what] of rules) {
+    expect(pattern.test(source), `${file} uses ${what}`).toBe(false)
+  }
+}
 
 describe('deciding cores are pure', () => {
-  it.each(CORES)('%s', (file) => {
-    const source = readFileSync(join(REPO, file), 'utf8')
-      .replace(/\/\*[\s\S]*?\*\//g, '')
-      .replace(/\/\/.*$/gm, '')
-    for (const [pattern, what] of FORBIDDEN) {
-      expect(pattern.test(source), `${file} uses ${what}`).toBe(false)
-    }
+  it.each(CORES)('%s', (file) => check(file, FORBIDDEN))
+})
+
+describe('the StateStore core is pure', () => {
+  it('has files to check', () => {
+    expect(STATESTORE.length).toBeGreaterThan(10)
   })
+  it.each(STATESTORE)('%s', (file) => check(file, STATESTORE_FORBIDDEN))
 })
