@@ -163,10 +163,7 @@ export class Peer {
       pubsub: this.libp2p.services.pubsub,
       selfId: this.peerId,
       selfName: config.name,
-      isMember: (id) => {
-        const state = this.membership?.stateOf(id)
-        return state === 'alive' || state === 'suspect'
-      },
+      isMember: (id) => this.isLiveMember(id),
       onEvent: (event) => this.hub.publish(event),
       debug: (m) => log.debug(m),
     })
@@ -202,10 +199,7 @@ export class Peer {
       kv: this.kv,
       machine,
       watches,
-      isMember: (id) => {
-        const state = this.membership?.stateOf(id)
-        return state === 'alive' || state === 'suspect'
-      },
+      isMember: (id) => this.isLiveMember(id),
       isLeader: () => raft.status().role === 'leader',
       log: log.child('sessions'),
     })
@@ -306,6 +300,12 @@ export class Peer {
       ? (st.role === 'pre-candidate' ? 'candidate' : st.role)
       : st.learners.includes(self) ? 'learner' : 'none'
     return { role, term: st.term, leader: st.lead, commitIndex: st.commit, appliedIndex: this.raft.applied, voters: [...st.voters], learners: [...st.learners] }
+  }
+
+  /** Alive or suspect: a member whose gossip is still accepted. */
+  private isLiveMember(peerId: string): boolean {
+    const state = this.membership?.stateOf(peerId)
+    return state === 'alive' || state === 'suspect'
   }
 
   private scheduleKnownPeersSave(): void {

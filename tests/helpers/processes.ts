@@ -64,22 +64,8 @@ export function apiRequest<T = unknown>(socket: string, method: string, path: st
 }
 
 /** GETs a JSON endpoint of a peer's API socket. */
-export function apiGet<T>(socket: string, path: string): Promise<T> {
-  return new Promise((resolveGet, reject) => {
-    const req = request({ socketPath: socket, path, method: 'GET' }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        try {
-          resolveGet(JSON.parse(Buffer.concat(chunks).toString('utf8')) as T)
-        } catch (err) {
-          reject(err instanceof Error ? err : new Error(String(err)))
-        }
-      })
-    })
-    req.on('error', reject)
-    req.end()
-  })
+export async function apiGet<T>(socket: string, path: string): Promise<T> {
+  return (await apiRequest<T>(socket, 'GET', path)).body
 }
 
 /** Polls `check` until it returns a value other than undefined/false, or fails with `what`. */
