@@ -181,6 +181,7 @@ export class Peer {
     machine.onCommand = (command, result) => this.sessions?.onCommand(command, result)
     this.raft = new RaftNode({
       dir: join(config.dataDir, 'raft'),
+      stateDir: join(config.dataDir, 'state'),
       libp2p: this.libp2p,
       founding: config.bootstrap.length === 0,
       stateMachine: this.machine,

@@ -21,6 +21,7 @@ import {
 } from '../protocols/raft/index.ts'
 import { RaftTransport, type RaftTransportStats } from '../protocols/raft/transport.ts'
 import { FileLogStorage } from '../storage/raft-log/file-log-storage.ts'
+import { openSnapshotStore } from '../storage/snapshots/snapshot-store.ts'
 import type { Libp2p } from '@libp2p/interface'
 
 /** What the driver needs of the replicated state machine. */
@@ -49,7 +50,10 @@ export class RetryableError extends Error {
 }
 
 export interface RaftNodeInit {
+  /** The Raft log's segment files. */
   dir: string
+  /** The StateStore's snapshots: a LevelDB datastore. */
+  stateDir: string
   libp2p: Libp2p
   /** True for the peer that founds the cluster on an empty data dir: sole voter. */
   founding: boolean
@@ -122,11 +126,13 @@ export class RaftNode {
   /** Recovers the log, restores the state machine, joins the transport and starts ticking. */
   async start(): Promise<void> {
     const selfId = this.init.libp2p.peerId.toString()
+    const snapshots = await openSnapshotStore(this.init.stateDir)
     this.storage = await FileLogStorage.open(
       this.init.dir,
-      this.init.founding ? { founding: { voters: [selfId], learners: [] }, bootstrapData: this.init.stateMachine.snapshot() } : {},
+      this.init.founding ? { snapshots, founding: { voters: [selfId], learners: [] }, bootstrapData: this.init.stateMachine.snapshot() } : { snapshots },
     )
     const rec = this.storage.recovery
+    if (rec.damagedSnapshots.length > 0) this.init.log.warn(`passed over damaged snapshot(s) ${rec.damagedSnapshots.join(', ')} in ${this.init.stateDir} (checksum mismatch); restored an older one and replayed the log`)
     if (rec.tornTail !== null) this.init.log.warn(`cut a torn record off the Raft log at ${rec.tornTail.segment}:${rec.tornTail.offset} (a write interrupted by a crash; it was never acknowledged)`)
     const snap = this.storage.snapshot()
     if (snap.metadata.index > 0) this.init.stateMachine.restore(snap.data, snap.metadata.index)

@@ -3,6 +3,10 @@
  * read view the Raft core needs kept in memory (a MemoryLogStorage holding the log since
  * the last compaction).
  *
+ * Snapshots — the StateStore's whole state at an index — live in a SnapshotStore (an
+ * interface-datastore, LevelDB in the daemon), not in these files; the log records only a
+ * marker naming the snapshot's index, written after the snapshot is durable.
+ *
  * Why its own append-only segments rather than the key-value datastore: a Raft log is
  * sequential appends, an occasional suffix overwrite and prefix deletion. Appending framed
  * records to a file and calling fdatasync once per Ready batch gives group commit — every
@@ -29,12 +33,12 @@ import {
   type Snapshot,
 } from '../../protocols/raft/index.ts'
 import { encodeRecords, scanRecords, type WalRecord } from './wal-record.ts'
-import { listSnapshots, pruneSnapshots, readSnapshotFile, writeSnapshotFile } from './snapshot-file.ts'
+import type { SnapshotStore } from '../snapshots/snapshot-store.ts'
 import { fsyncDir } from './fs-util.ts'
 
 /** A new segment starts once the active one passes this size, so compaction can delete whole files. */
 export const DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
-/** Snapshot files kept; the previous one is a fallback if the newest is damaged. */
+/** Snapshots kept; the previous one is a fallback if the newest is damaged. */
 export const DEFAULT_KEEP_SNAPSHOTS = 2
 const SEGMENT_PATTERN = /^wal-(\d{10})\.log$/
 
@@ -44,6 +48,8 @@ export class LogCorruptionError extends Error {
 }
 
 export interface FileLogStorageOptions {
+  /** Where snapshots live; the storage owns it from here on and closes it in `close`. */
+  snapshots: SnapshotStore
   /** Membership of a new cluster, used only when `dir` holds no log yet (a founding peer). */
   founding?: ConfState
   /** State-machine data of the founding snapshot. */
@@ -60,6 +66,8 @@ export interface RecoveryReport {
   segments: number
   /** Where a torn last record was cut off, if one was. */
   tornTail: { segment: string; offset: number } | null
+  /** Newer snapshots that failed their checksum and were passed over for an older one. */
+  damagedSnapshots: number[]
 }
 
 /** Counters for `status` and benchmarks. */
@@ -86,6 +94,7 @@ export class FileLogStorage implements LogStorage {
   readonly recovery: RecoveryReport
   readonly stats: LogStats = { syncs: 0, bytesWritten: 0, entriesWritten: 0 }
   private readonly dir: string
+  private readonly snapshots: SnapshotStore
   private readonly memory: MemoryLogStorage
   private readonly segments: Segment[]
   private active: FileHandle
@@ -96,6 +105,7 @@ export class FileLogStorage implements LogStorage {
 
   private constructor(dir: string, memory: MemoryLogStorage, segments: Segment[], active: FileHandle, hardState: HardState, recovery: RecoveryReport, options: FileLogStorageOptions) {
     this.dir = dir
+    this.snapshots = options.snapshots
     this.memory = memory
     this.segments = segments
     this.active = active
@@ -106,7 +116,16 @@ export class FileLogStorage implements LogStorage {
   }
 
   /** Opens (recovering) or creates the log in `dir`. */
-  static async open(dir: string, options: FileLogStorageOptions = {}): Promise<FileLogStorage> {
+  static async open(dir: string, options: FileLogStorageOptions): Promise<FileLogStorage> {
+    try {
+      return await FileLogStorage.recover(dir, options)
+    } catch (err) {
+      await options.snapshots.close()
+      throw err
+    }
+  }
+
+  private static async recover(dir: string, options: FileLogStorageOptions): Promise<FileLogStorage> {
     await mkdir(dir, { recursive: true, mode: 0o700 })
     const names = await readdir(dir)
     const segmentSeqs = names.flatMap((n) => {
@@ -115,18 +134,15 @@ export class FileLogStorage implements LogStorage {
     }).sort((a, b) => a - b)
 
     // The newest readable snapshot is the base; the log is replayed on top of it.
-    let snapshot: Snapshot | null = null
-    for (const index of await listSnapshots(dir)) {
-      snapshot = await readSnapshotFile(dir, index)
-      if (snapshot !== null) break
-    }
+    const found = await options.snapshots.newest()
+    let snapshot: Snapshot | null = found.snapshot
     const fresh = segmentSeqs.length === 0 && snapshot === null
     let memory: MemoryLogStorage
     let hardState: HardState = EMPTY_HARD_STATE
     if (fresh && options.founding !== undefined) {
       memory = new MemoryLogStorage({ confState: options.founding, bootstrapData: options.bootstrapData ?? new Uint8Array(0) })
       snapshot = bootstrapSnapshot(options.founding, options.bootstrapData ?? new Uint8Array(0))
-      await writeSnapshotFile(dir, snapshot)
+      await options.snapshots.save(snapshot)
       hardState = bootstrapHardState()
     } else {
       memory = new MemoryLogStorage()
@@ -179,7 +195,7 @@ export class FileLogStorage implements LogStorage {
             memory = new MemoryLogStorage()
             memory.applySnapshot(snapshot)
           } else if (record.index > base && record.index > memory.lastIndex()) {
-            throw new LogCorruptionError(`the Raft log refers to snapshot ${record.index}, but no readable snapshot file reaches it in ${dir}; restore the data dir from a backup, or re-join this peer with an empty --data-dir`)
+            throw new LogCorruptionError(`the Raft log refers to snapshot ${record.index}, but no readable snapshot reaches it in the snapshot store beside ${dir}; restore the data dir from a backup, or re-join this peer with an empty --data-dir`)
           }
         } else {
           const e = record.entry
@@ -214,6 +230,7 @@ export class FileLogStorage implements LogStorage {
       lastIndex: memory.lastIndex(),
       segments: segments.length,
       tornTail,
+      damagedSnapshots: found.damaged,
     }, options)
     if (fresh && options.founding !== undefined) await storage.persist({ hardState, entries: [] })
     return storage
@@ -253,8 +270,8 @@ export class FileLogStorage implements LogStorage {
     try {
       const records: WalRecord[] = []
       if (batch.snapshot !== undefined && batch.snapshot.metadata.index > this.memory.snapshot().metadata.index) {
-        // The snapshot file must be durable before the log says it exists.
-        await writeSnapshotFile(this.dir, batch.snapshot)
+        // The snapshot must be durable before the log says it exists.
+        await this.snapshots.save(batch.snapshot)
         records.push({ kind: 'snapshot', index: batch.snapshot.metadata.index, term: batch.snapshot.metadata.term, replacesLog: true })
       }
       for (const entry of batch.entries) records.push({ kind: 'entry', entry })
@@ -281,9 +298,9 @@ export class FileLogStorage implements LogStorage {
   /** Saves a snapshot of the applied state at `index` durably; entries stay until `compact`. */
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
     const snap = this.memory.createSnapshot(index, confState, data)
-    await writeSnapshotFile(this.dir, snap)
+    await this.snapshots.save(snap)
     await this.writeAndSync([{ kind: 'snapshot', index: snap.metadata.index, term: snap.metadata.term, replacesLog: false }])
-    await pruneSnapshots(this.dir, this.keepSnapshots)
+    await this.snapshots.prune(this.keepSnapshots)
     return snap
   }
 
@@ -302,6 +319,7 @@ export class FileLogStorage implements LogStorage {
 
   async close(): Promise<void> {
     await this.active.close()
+    await this.snapshots.close()
   }
 
   private async writeAndSync(records: WalRecord[], sync = true): Promise<void> {

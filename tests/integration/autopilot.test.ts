@@ -5,6 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { TestCluster, runCli, waitFor, apiRequest, type PeerProcess } from '../helpers/processes.ts'
 
 interface St { peerId: string; role: string; voters: string[]; learners: string[] }
@@ -49,6 +50,16 @@ describe('autopilot and snapshots', () => {
     expect(installed, 'the late peer installed a snapshot').not.toBeNull()
     // Past the founding snapshot (index 1): the log it needed had been compacted away.
     expect(Number(installed![1])).toBeGreaterThan(20)
+
+    // Restarted, it rebuilds its state from the snapshot in its LevelDB state store plus its log.
+    late.signal('SIGKILL')
+    await late.exited
+    expect(existsSync(join(late.dataDir, 'state', 'CURRENT')), 'a LevelDB state store in <data-dir>/state').toBe(true)
+    await late.start()
+    const restored = [...late.log().matchAll(/Raft log: snapshot (\d+), entries/g)].at(-1)
+    expect(Number(restored?.[1]), 'restart began from a snapshot, not from the founding state').toBeGreaterThan(20)
+    const r = await runCli(['kv', 'list', 'bulk/', '--json', '--api', late.api])
+    expect((JSON.parse(r.stdout) as unknown[]).length).toBe(65)
   })
 
   it('a voter killed with kill -9 is replaced by the caught-up learner, then removed', async () => {

@@ -1,6 +1,8 @@
 /**
  * kill -9 of a process in the middle of persisting: every batch whose persist() had
- * resolved (and so could have been acknowledged to a leader) is there after restart.
+ * resolved (and so could have been acknowledged to a leader) is there after restart, and so
+ * is a snapshot, though the writer snapshots and compacts all along (snapshots live in
+ * LevelDB, segments in files: the crash may fall between the two).
  */
 import { describe, it, expect, afterAll } from 'vitest'
 import { spawn } from 'node:child_process'
@@ -9,19 +11,29 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NODE, REPO } from '../helpers/processes.ts'
 import { FileLogStorage } from '../../storage/raft-log/file-log-storage.ts'
+import { openSnapshotStore } from '../../storage/snapshots/snapshot-store.ts'
 
 const dir = mkdtempSync(join(tmpdir(), 'shoal-crash-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const WRITER = `
 import { FileLogStorage } from ${JSON.stringify(join(REPO, 'storage/raft-log/file-log-storage.ts'))}
-const log = await FileLogStorage.open(process.argv[2], { founding: { voters: ['a'], learners: [] } })
+import { openSnapshotStore } from ${JSON.stringify(join(REPO, 'storage/snapshots/snapshot-store.ts'))}
+const dir = process.argv[2]
+const log = await FileLogStorage.open(dir, { snapshots: await openSnapshotStore(dir + '/state'), founding: { voters: ['a'], learners: [] }, segmentMaxBytes: 16384 })
 let next = log.lastIndex() + 1
+let snapped = log.snapshot().metadata.index
 for (;;) {
   const batch = Array.from({ length: 1 + (next % 7) }, (_, i) => ({ index: next + i, term: 2, type: 'normal', data: new Uint8Array(200).fill((next + i) % 251) }))
-  await log.persist({ entries: batch, hardState: { term: 2, vote: 'a', commit: next } })
+  await log.persist({ entries: batch, hardState: { term: 2, vote: 'a', commit: next + batch.length - 1 } })
   next += batch.length
   process.stdout.write(String(next - 1) + '\\n')
+  if (next - 1 - snapped >= 40) {
+    snapped = next - 11
+    // The state at an index is a function of it, so the reader can check any snapshot it finds.
+    await log.createSnapshot(snapped, { voters: ['a'], learners: [] }, new Uint8Array(3000).fill(snapped % 251))
+    await log.compact(snapped)
+  }
 }
 `
 
@@ -44,9 +56,13 @@ describe('FileLogStorage under kill -9', () => {
         })
         child.on('exit', () => resolve(last))
       })
-      const log = await FileLogStorage.open(logDir)
+      const log = await FileLogStorage.open(logDir, { snapshots: await openSnapshotStore(join(logDir, 'state')) })
       expect(log.lastIndex()).toBeGreaterThanOrEqual(acked)
-      const check = log.entries(Math.max(2, acked - 50), acked + 1, Infinity)
+      const snap = log.snapshot()
+      expect(snap.metadata.index).toBeGreaterThan(acked - 70) // snapshots every ~40 entries; the crash may beat the newest
+      expect(snap.data.every((b) => b === snap.metadata.index % 251)).toBe(true)
+      expect(log.firstIndex()).toBe(snap.metadata.index + 1)
+      const check = log.entries(Math.max(log.firstIndex(), acked - 50), acked + 1, Infinity)
       for (const e of check) expect(e.data[0]).toBe(e.index % 251)
       await log.close()
     }

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync, readdirSync, statSync, truncateSync, readFileSync,
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryLogStorage, type Entry, type Snapshot, type ConfState } from '../../protocols/raft/index.ts'
-import { FileLogStorage, LogCorruptionError } from '../../storage/raft-log/file-log-storage.ts'
+import { FileLogStorage, LogCorruptionError, type FileLogStorageOptions } from '../../storage/raft-log/file-log-storage.ts'
+import { openSnapshotStore } from '../../storage/snapshots/snapshot-store.ts'
 
 const dirs: string[] = []
 function tmp(): string {
@@ -18,6 +19,11 @@ function tmp(): string {
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
+
+/** Opens the file log in `dir` with its snapshots in a LevelDB beside the segments, as the daemon does. */
+async function openLog(dir: string, options: Omit<FileLogStorageOptions, 'snapshots'> = {}): Promise<FileLogStorage> {
+  return FileLogStorage.open(dir, { snapshots: await openSnapshotStore(join(dir, 'state')), ...options })
+}
 
 const CONF: ConfState = { voters: ['a'], learners: [] }
 function ents(from: number, to: number, term: number): Entry[] {
@@ -45,7 +51,7 @@ const implementations: Array<[string, () => Promise<Writable>]> = [
     }
   }],
   ['FileLogStorage', async () => {
-    const storage = await FileLogStorage.open(tmp(), { founding: CONF })
+    const storage = await openLog(tmp(), { founding: CONF })
     return {
       storage,
       append: (e) => storage.persist({ entries: e }),
@@ -108,11 +114,11 @@ describe.each(implementations)('LogStorage contract: %s', (_name, make) => {
 describe('FileLogStorage recovery', () => {
   it('a reopened log has every persisted entry, the hard state and the membership', async () => {
     const dir = tmp()
-    const a = await FileLogStorage.open(dir, { founding: CONF })
+    const a = await openLog(dir, { founding: CONF })
     await a.persist({ entries: ents(2, 50, 2), hardState: { term: 2, vote: 'a', commit: 40 } })
     await a.persist({ entries: ents(30, 35, 3), hardState: { term: 3, vote: 'a', commit: 33 } })
     await a.close()
-    const b = await FileLogStorage.open(dir)
+    const b = await openLog(dir)
     expect(b.lastIndex()).toBe(35)
     expect(b.term(29)).toBe(2)
     expect(b.term(30)).toBe(3)
@@ -124,17 +130,17 @@ describe('FileLogStorage recovery', () => {
 
   it('a torn last record is cut off, and appends continue after it', async () => {
     const dir = tmp()
-    const a = await FileLogStorage.open(dir, { founding: CONF })
+    const a = await openLog(dir, { founding: CONF })
     await a.persist({ entries: ents(2, 10, 2) })
     await a.close()
     const seg = join(dir, readdirSync(dir).find((n) => n.startsWith('wal-'))!)
     truncateSync(seg, statSync(seg).size - 3) // the crash interrupted the last write
-    const b = await FileLogStorage.open(dir)
+    const b = await openLog(dir)
     expect(b.lastIndex()).toBe(9)
     expect(b.recovery.tornTail).not.toBeNull()
     await b.persist({ entries: ents(10, 12, 3) })
     await b.close()
-    const c = await FileLogStorage.open(dir)
+    const c = await openLog(dir)
     expect(c.lastIndex()).toBe(12)
     expect(c.term(10)).toBe(3)
     expect(c.recovery.tornTail).toBeNull()
@@ -142,7 +148,7 @@ describe('FileLogStorage recovery', () => {
 
   it('damage before the tail refuses to start instead of serving a log with a hole', async () => {
     const dir = tmp()
-    const a = await FileLogStorage.open(dir, { founding: CONF })
+    const a = await openLog(dir, { founding: CONF })
     await a.persist({ entries: ents(2, 10, 2) })
     await a.close()
     const seg = join(dir, readdirSync(dir).find((n) => n.startsWith('wal-'))!)
@@ -154,20 +160,20 @@ describe('FileLogStorage recovery', () => {
       const bytes = Buffer.from(original)
       bytes[at]! ^= 0xff
       writeFileSync(seg, bytes)
-      await expect(FileLogStorage.open(dir), `damage at byte ${at}`).rejects.toThrow(LogCorruptionError)
+      await expect(openLog(dir), `damage at byte ${at}`).rejects.toThrow(LogCorruptionError)
     }
-    await expect(FileLogStorage.open(dir)).rejects.toThrow('Restore the data dir from a backup')
+    await expect(openLog(dir)).rejects.toThrow('Restore the data dir from a backup')
   })
 
   it('entries superseded by an installed snapshot do not come back on restart', async () => {
     const dir = tmp()
-    const a = await FileLogStorage.open(dir)
+    const a = await openLog(dir)
     await a.persist({ entries: [], snapshot: { metadata: { index: 5, term: 1, confState: CONF }, data: new Uint8Array([5]) } })
     await a.persist({ entries: ents(6, 12, 2) }) // 9..12 never commit
     await a.persist({ entries: [], snapshot: { metadata: { index: 10, term: 3, confState: CONF }, data: new Uint8Array([10]) } })
     await a.persist({ entries: ents(11, 11, 3) })
     await a.close()
-    const b = await FileLogStorage.open(dir)
+    const b = await openLog(dir)
     expect(b.firstIndex()).toBe(11)
     expect(b.lastIndex()).toBe(11)
     expect(b.term(11)).toBe(3)
@@ -176,7 +182,7 @@ describe('FileLogStorage recovery', () => {
 
   it('compaction deletes old segments and a restart still recovers from the snapshot', async () => {
     const dir = tmp()
-    const a = await FileLogStorage.open(dir, { founding: CONF, segmentMaxBytes: 512 })
+    const a = await openLog(dir, { founding: CONF, segmentMaxBytes: 512 })
     for (let i = 2; i <= 200; i += 10) await a.persist({ entries: ents(i, i + 9, 2), hardState: { term: 2, vote: 'a', commit: i + 9 } })
     const before = readdirSync(dir).filter((n) => n.startsWith('wal-')).length
     await a.createSnapshot(150, CONF, new Uint8Array([150]))
@@ -184,7 +190,7 @@ describe('FileLogStorage recovery', () => {
     const after = readdirSync(dir).filter((n) => n.startsWith('wal-')).length
     expect(after).toBeLessThan(before)
     await a.close()
-    const b = await FileLogStorage.open(dir)
+    const b = await openLog(dir)
     expect(b.firstIndex()).toBe(151)
     expect(b.lastIndex()).toBe(201)
     expect(b.initialState().hardState.commit).toBe(201)
@@ -192,7 +198,7 @@ describe('FileLogStorage recovery', () => {
   })
 
   it('groups a batch into one sync', async () => {
-    const a = await FileLogStorage.open(tmp(), { founding: CONF })
+    const a = await openLog(tmp(), { founding: CONF })
     const syncs = a.stats.syncs
     await a.persist({ entries: ents(2, 101, 2), hardState: { term: 2, vote: 'a', commit: 1 } })
     expect(a.stats.syncs - syncs).toBe(1)
