@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: runs every benchmark and prints their tables.
- * Options: --quick for a short run; --only membership|raft; --peers 5,20 for the membership
+ * Options: --quick for a short run; --only membership|raft|containers; --peers 5,20 for the membership
  * cluster sizes.
  */
 import { membershipBench } from './membership.ts'
 import { raftBench } from './raft.ts'
+import { containersBench } from './containers.ts'
 
 const quick = process.argv.includes('--quick')
 const peersArg = process.argv[process.argv.indexOf('--peers') + 1]
@@ -13,3 +14,4 @@ if (sizes.some((n) => !Number.isInteger(n) || n < 2)) throw new Error('--peers t
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined
 if (only === undefined || only === 'raft') await raftBench({ phaseMs: quick ? 2000 : 5000, failoverRounds: quick ? 3 : 20 })
 if (only === undefined || only === 'membership') await membershipBench(sizes, quick ? 3 : 20, quick ? 10 : 100)
+if (only === undefined || only === 'containers') await containersBench({ containers: quick ? 10 : 50 })

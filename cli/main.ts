@@ -6,6 +6,7 @@ import { statusCommand, peersCommand } from './commands/cluster.ts'
 import { eventsCommand, eventCommand } from './commands/events.ts'
 import { kvCommand, KV_USAGE } from './commands/kv.ts'
 import { lockCommand } from './commands/lock.ts'
+import { psCommand, PS_USAGE } from './commands/ps.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -15,6 +16,8 @@ Run a peer:
 Inspect the cluster (every command takes --api SOCKET or env SHOAL_API):
   status [--json]    this peer: id, addresses, role, members, runtime
   peers [--json]     every peer of the cluster and its liveness
+  ps [--all] [--host NAME] [--json]
+                     containers of every host of the cluster
   events [--json]    live stream of cluster events (--history: recent ones first)
   event NAME [DATA]  fire a user event to every peer
 
@@ -34,6 +37,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   event: eventCommand,
   kv: kvCommand,
   lock: lockCommand,
+  ps: psCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -51,7 +55,8 @@ async function main(argv: string[]): Promise<number> {
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
   if (own.includes('--help') || own.includes('-h')) {
-    process.stdout.write(command === 'start' ? `${START_USAGE}\n` : command === 'kv' ? `${KV_USAGE}\n` : USAGE)
+    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE }
+    process.stdout.write(usage[command] === undefined ? USAGE : `${usage[command]}\n`)
     return 0
   }
   return run(rest)

@@ -1,5 +1,5 @@
 /** Fans cluster events out to local subscribers (`shoal events`), keeping a short backlog. */
-import type { UserEvent } from '../protocols/gossip/event-topic.ts'
+import type { TopicEvent } from '../protocols/gossip/event-topic.ts'
 import type { MemberState } from '../protocols/gossip/failure-detector.ts'
 
 /** A membership change as this peer observed it. */
@@ -12,7 +12,7 @@ export interface HostEvent {
   time: string
 }
 
-export type ClusterEvent = HostEvent | UserEvent
+export type ClusterEvent = HostEvent | TopicEvent
 
 /** Events kept for a subscriber that asks for recent history; older ones are gone. */
 const BACKLOG_MAX = 256

@@ -19,7 +19,8 @@ import { SHOAL_VERSION } from './version.ts'
 import { Membership, type MemberView } from '../protocols/gossip/membership.ts'
 import { EventTopic, userEventNameProblem, USER_EVENT_PAYLOAD_MAX_BYTES } from '../protocols/gossip/event-topic.ts'
 import type { HostRecord } from '../protocols/gossip/host-record.ts'
-import { DockerProbe, type RuntimeStatus } from '../runtime/docker-probe.ts'
+import { DockerRuntime } from '../runtime/docker-runtime.ts'
+import { NO_RUNTIME_STATUS, type ContainerRuntime, type RuntimeStatus } from '../runtime/runtime.ts'
 import { join } from 'node:path'
 import { RaftNode, RetryableError } from './raft-node.ts'
 import { StoreMachine } from './store-machine.ts'
@@ -28,12 +29,19 @@ import { WatchHub } from './watch-hub.ts'
 import { Sessions } from './sessions.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
+import { HostSync } from './host-sync.ts'
+import { listContainers } from './container-views.ts'
+import { lostContainerTxns, type HostLiveness } from './container-reconcile.ts'
+import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
 
 /** How often the list of known members is written to the data dir, at most. */
 const KNOWN_PEERS_SAVE_MS = 1000
 
-/** How often the leader reconsiders the Raft membership. */
+/** How often the leader reconsiders the Raft membership and the containers of dead hosts. */
 const AUTOPILOT_INTERVAL_MS = 1000
+
+/** How long a graceful stop waits for this host's container records to be removed. */
+const LEAVE_REMOVE_TIMEOUT_MS = 3000
 
 /** Turns "retry later" refusals from consensus into HTTP 503 with their advice. */
 async function retryable<T>(fn: () => Promise<T>): Promise<T> {
@@ -58,8 +66,9 @@ export interface StatusView {
   appliedIndex: number
   voters: string[]
   learners: string[]
-  runtime: 'docker' | 'none'
+  runtime: RuntimeStatus['runtime']
   runtimeStatus: RuntimeStatus
+  hostSync: HostSync['stats'] | null
   startedAt: string
   dataDir: string
   members: Record<'alive' | 'suspect' | 'dead' | 'left', number>
@@ -91,18 +100,19 @@ export class Peer {
   private handshakes: HandshakeStats | null = null
   private membership: Membership | null = null
   private events: EventTopic | null = null
-  private docker: DockerProbe | null = null
+  private runtime: ContainerRuntime | null = null
   private raft: RaftNode | null = null
   private machine: StoreMachine | null = null
   private kv: KvService | null = null
   private watches: WatchHub | null = null
   private sessions: Sessions | null = null
   private autopilot: ReturnType<typeof setInterval> | null = null
+  private lostMarking = false
+  private hostSync: HostSync | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
   private readonly hub = new EventHub()
   private readonly startedAt = new Date().toISOString()
-  private runtimeStatus: RuntimeStatus = { runtime: 'none', socket: null, engineVersion: null, degraded: null }
 
   constructor(config: StartConfig, log: Logger) {
     this.config = config
@@ -207,16 +217,27 @@ export class Peer {
     this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
+    let runtime: DockerRuntime | null = null
     if (config.docker === 'none') {
       log.info(config.dockerDefaulted ? 'no Docker socket at /var/run/docker.sock: running without a container runtime' : 'running without a container runtime (--docker none)')
     } else {
-      this.docker = new DockerProbe(config.docker, (status) => {
-        if (status.degraded === null) log.info(`Docker engine ${status.engineVersion} reachable at ${status.socket}`)
-        else log.warn(`container runtime degraded: ${status.degraded}; retrying with back-off`)
-      })
-      this.runtimeStatus = this.docker.status
-      await this.docker.start()
+      runtime = new DockerRuntime({ socket: config.docker, identity: { hostId: this.peerId, hostName: config.name }, log: log.child('docker') })
+      this.runtime = runtime
     }
+    const libp2p = this.libp2p
+    this.hostSync = new HostSync({
+      selfId: this.peerId,
+      host: () => ({ peerId: this.peerId, name: config.name, addrs: libp2p.getMultiaddrs().map(String).slice(0, RECORD_MAX_ITEMS), version: SHOAL_VERSION, cpus: cpus().length, memoryBytes: totalmem() }),
+      runtime,
+      kv: this.kv,
+      machine,
+      watches,
+      events: this.events,
+      log: log.child('containers'),
+    })
+    this.hostSync.start()
+    libp2p.addEventListener('self:peer:update', () => this.hostSync?.hostChanged())
+    await runtime?.start()
 
     this.api = await startApiServer(config.apiSocket, this.routes(), log.child('api'))
     log.info(`peer ${config.name} ${this.peerId} started; listening on ${addrs.join(' ')}; API ${config.apiSocket}`)
@@ -240,10 +261,12 @@ export class Peer {
     this.sessions?.stop()
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
+    await this.runtime?.stop()
+    this.hostSync?.stop()
+    await this.removeOwnRecords()
     await this.raft?.stop()
     await this.membership?.stop(true)
     this.events?.stop()
-    this.docker?.stop()
     await this.libp2p?.stop()
     const wasRunning = this.libp2p !== null
     this.libp2p = null
@@ -262,8 +285,9 @@ export class Peer {
       addrs: libp2p.getMultiaddrs().map(String),
       version: SHOAL_VERSION,
       ...this.raftView(),
-      runtime: this.runtimeStatus.runtime,
-      runtimeStatus: this.runtimeStatus,
+      runtime: this.runtime?.status().runtime ?? 'none',
+      runtimeStatus: this.runtime?.status() ?? NO_RUNTIME_STATUS,
+      hostSync: this.hostSync?.stats ?? null,
       startedAt: this.startedAt,
       dataDir: this.config.dataDir,
       members,
@@ -290,6 +314,24 @@ export class Peer {
       cpus: m.host?.cpus ?? null,
       memoryBytes: m.host?.memoryBytes ?? null,
     }))
+  }
+
+  /** Graceful leave takes this host and its containers out of the cluster state, if a leader answers in time. */
+  private async removeOwnRecords(): Promise<void> {
+    const sync = this.hostSync
+    if (sync === null) return
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no leader answered within ${LEAVE_REMOVE_TIMEOUT_MS} ms`)), LEAVE_REMOVE_TIMEOUT_MS)
+    })
+    try {
+      const removed = await Promise.race([sync.removeAll(), timeout])
+      if (removed > 0) this.log.info(`removed this host's ${removed} container record(s) from the cluster`)
+    } catch (err) {
+      this.log.warn(`container records left in place (${err instanceof Error ? err.message : String(err)}); the leader marks them lost after the grace period`)
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** The command contract's Raft fields. A peer not yet in the configuration has role "none". */
@@ -343,11 +385,36 @@ export class Peer {
       match,
       members: membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) })),
     }, { ...DEFAULT_AUTOPILOT, targetVoters: this.config.voters, deadGraceMs: this.config.deadGraceMs })
+    this.markLostContainers()
     if (change === null) return
     raft.changeMembership(change).then(
       () => this.log.info(`autopilot: proposed ${change.type} ${change.nodeId}`),
       (err: unknown) => this.log.debug(`autopilot: ${change.type} ${change.nodeId} not proposed: ${err instanceof Error ? err.message : String(err)}`),
     )
+  }
+
+  /**
+   * On the leader: containers of hosts dead (or gone) past the grace period become `lost`.
+   * Only after this peer has itself been up for a grace period, so that a freshly started
+   * leader does not take hosts it has not heard from yet for gone ones.
+   */
+  private markLostContainers(): void {
+    const kv = this.kv
+    const machine = this.machine
+    const membership = this.membership
+    if (kv === null || machine === null || membership === null || this.lostMarking) return
+    const now = Date.now()
+    if (now - Date.parse(this.startedAt) < this.config.deadGraceMs) return
+    const hosts = new Map<string, HostLiveness>(membership.members().map((m) => [m.peerId, { state: m.state, sinceMs: Date.parse(m.stateSince) }]))
+    const txns = lostContainerTxns(now, this.config.deadGraceMs, hosts, machine.store.range(CONTAINERS_PREFIX).kvs)
+    if (txns.length === 0) return
+    this.lostMarking = true
+    void (async () => {
+      for (const txn of txns) await kv.write(txn, true)
+      this.log.info(`marked ${txns.length} container(s) of dead hosts lost`)
+    })().catch((err: unknown) => this.log.debug(`marking containers lost: ${err instanceof Error ? err.message : String(err)}`)).finally(() => {
+      this.lostMarking = false
+    })
   }
 
   private kvService(): KvService {
@@ -375,6 +442,10 @@ export class Peer {
       ['GET /_ping', () => ok('OK')],
       ['GET /v1/status', () => ok(this.status())],
       ['GET /v1/peers', () => ok(this.peers())],
+      ['GET /v1/containers', (req) => {
+        if (this.machine === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        return ok(listContainers(this.machine.store, { all: req.query.get('all') === '1', host: req.query.get('host') }))
+      }],
       ['GET /v1/events', (req) => ({ stream: (res, httpReq) => this.streamEvents(req.query.get('history') === '1', res, httpReq) })],
       ['GET /v1/kv', async (req) => {
         const key = req.query.get('key') ?? ''
@@ -393,14 +464,15 @@ export class Peer {
       ['DELETE /v1/kv', async (req) => ok(await retryable(() => this.kvService().del(req.query.get('key') ?? '')))],
       ['GET /v1/kv/watch', (req) => {
         const prefix = req.query.get('prefix') ?? ''
-        const from = req.query.get('revision')
-        const machine = this.machine
-        const watches = this.watches
-        if (machine === null || watches === null) throw new ApiError(503, 'peer is starting; retry in a moment')
-        const fromRevision = from === null ? machine.store.revision : Number(from)
-        if (!Number.isSafeInteger(fromRevision) || fromRevision < 0) throw new ApiError(400, 'revision must be a non-negative integer: events after it are sent')
-        return { stream: (res, httpReq) => this.streamWatch(watches, prefix, fromRevision, res, httpReq) }
+        const decoder = new TextDecoder()
+        return this.watchRoute(req.query.get('revision'), KV_PREFIX + prefix, (e) => ({ type: e.type, key: e.kv.key.slice(KV_PREFIX.length), value: decoder.decode(e.kv.value), revision: e.kv.modRevision }))
       }],
+      // Every change of a container record anywhere in the cluster, as this replica applies it.
+      ['GET /v1/containers/watch', (req) => this.watchRoute(req.query.get('revision'), CONTAINERS_PREFIX, (e) => {
+        const [host, id] = e.kv.key.slice(CONTAINERS_PREFIX.length).split('/')
+        const parsed = e.type === 'put' ? parseContainer(e.kv.value) : null
+        return { type: e.type, host, id, container: parsed?.ok === true ? parsed.record : null, revision: e.kv.modRevision }
+      })],
       ['POST /v1/locks', (req) => {
         const name = req.query.get('name') ?? ''
         const ttlMs = Math.round(Number(req.query.get('ttl') ?? '10') * 1000)
@@ -443,24 +515,33 @@ export class Peer {
     ])
   }
 
+  /** A watch route: validates ?revision= (default: from now on) and streams `line` per change. */
+  private watchRoute(from: string | null, prefix: string, line: (e: WatchEvent) => unknown): ApiResult {
+    const machine = this.machine
+    const watches = this.watches
+    if (machine === null || watches === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+    const fromRevision = from === null ? machine.store.revision : Number(from)
+    if (!Number.isSafeInteger(fromRevision) || fromRevision < 0) throw new ApiError(400, 'revision must be a non-negative integer: events after it are sent')
+    return { stream: (res, httpReq) => this.streamWatch(watches, prefix, fromRevision, line, res, httpReq) }
+  }
+
   /**
-   * NDJSON stream of changes under a kv prefix, one `{type, key, value, revision}` a line, from
+   * NDJSON stream of changes under a store prefix, one `line(event)` a line, from
    * `fromRevision` on. A slow client is cut off rather than buffered without bound; it resumes
    * with ?revision= its last line's revision.
    */
-  private streamWatch(watches: WatchHub, prefix: string, fromRevision: number, res: ServerResponse, req: IncomingMessage): void {
+  private streamWatch(watches: WatchHub, prefix: string, fromRevision: number, line: (e: WatchEvent) => unknown, res: ServerResponse, req: IncomingMessage): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
     res.flushHeaders()
-    const decoder = new TextDecoder()
     let stop: (() => void) | null = null
     try {
-      stop = watches.add(KV_PREFIX + prefix, fromRevision, {
+      stop = watches.add(prefix, fromRevision, {
         deliver: (events) => {
           if (res.destroyed || res.writableLength > SUBSCRIBER_QUEUE_MAX * 512) {
             res.destroy()
             return false
           }
-          res.write(events.map((e) => `${JSON.stringify({ type: e.type, key: e.kv.key.slice(KV_PREFIX.length), value: decoder.decode(e.kv.value), revision: e.kv.modRevision })}\n`).join(''))
+          res.write(events.map((e) => `${JSON.stringify(line(e))}\n`).join(''))
           return true
         },
         compacted: (compactRevision, revision) => {

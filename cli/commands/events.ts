@@ -8,6 +8,10 @@ import type { UserEvent } from '../../protocols/gossip/event-topic.ts'
 
 function describe(e: ClusterEvent): string {
   if (e.type === 'host') return `${e.time}  host ${e.action.padEnd(7)} ${e.name ?? '?'} (${shortId(e.peerId)})`
+  if (e.type === 'container') {
+    const exit = e.action === 'exited' && e.exitCode !== null ? ` (exit ${e.exitCode})` : ''
+    return `${e.time}  container ${e.action.padEnd(7)} ${e.name} ${e.id.slice(0, 12)} ${e.image} on ${e.hostName}${exit}`
+  }
   return `${e.time}  user ${e.name} from ${e.originName}${e.payload === '' ? '' : `: ${e.payload}`}`
 }
 

@@ -24,6 +24,29 @@ export interface UserEvent {
   time: string
 }
 
+/**
+ * A container change on its host, gossiped the moment the host sees it so every peer's event
+ * stream shows it within milliseconds; the record itself reaches the StateStore through Raft.
+ */
+export interface ContainerEvent {
+  type: 'container'
+  /** Docker's lifecycle word for what happened: the new state, or 'removed'. */
+  action: 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'removed'
+  id: string
+  name: string
+  image: string
+  host: string
+  hostName: string
+  ips: string[]
+  exitCode: number | null
+  time: string
+}
+
+const CONTAINER_ACTIONS: ReadonlySet<string> = new Set(['created', 'running', 'paused', 'exited', 'dead', 'removed'])
+
+/** Any event carried on the topic. */
+export type TopicEvent = UserEvent | ContainerEvent
+
 /** Counters visible in `shoal status`. */
 export interface EventTopicStats {
   published: number
@@ -37,8 +60,29 @@ export function userEventNameProblem(name: string): string | null {
   return EVENT_NAME_PATTERN.test(name) ? null : 'an event name is 1-128 characters of letters, digits, ".", "_", ":" and "-", starting with a letter or digit'
 }
 
-function parseUserEvent(data: Uint8Array, from: string): UserEvent | null {
-  if (data.byteLength > USER_EVENT_PAYLOAD_MAX_BYTES + 1024) return null
+const shortText = (x: unknown, max: number): x is string => typeof x === 'string' && x.length <= max
+
+function parseContainerEvent(v: Record<string, unknown>, from: string): ContainerEvent | null {
+  const ips = v['ips']
+  const exitCode = v['exitCode']
+  if (
+    typeof v['action'] !== 'string' || !CONTAINER_ACTIONS.has(v['action']) ||
+    !shortText(v['id'], 64) || !shortText(v['name'], 128) || !shortText(v['image'], 256) ||
+    !shortText(v['hostName'], 253) || !shortText(v['time'], 40) ||
+    !Array.isArray(ips) || ips.length > 64 || !ips.every((ip) => shortText(ip, 45)) ||
+    !(exitCode === null || (typeof exitCode === 'number' && Number.isSafeInteger(exitCode))) ||
+    v['host'] !== from // only a host speaks for its own containers
+  ) {
+    return null
+  }
+  return {
+    type: 'container', action: v['action'] as ContainerEvent['action'], id: v['id'], name: v['name'], image: v['image'],
+    host: from, hostName: v['hostName'], ips: ips as string[], exitCode: exitCode as number | null, time: v['time'],
+  }
+}
+
+function parseEvent(data: Uint8Array, from: string): TopicEvent | null {
+  if (data.byteLength > USER_EVENT_PAYLOAD_MAX_BYTES + 4096) return null
   let value: unknown
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data))
@@ -47,6 +91,10 @@ function parseUserEvent(data: Uint8Array, from: string): UserEvent | null {
   }
   if (typeof value !== 'object' || value === null) return null
   const v = value as Record<string, unknown>
+  return v['type'] === 'container' ? parseContainerEvent(v, from) : parseUserEvent(v, from)
+}
+
+function parseUserEvent(v: Record<string, unknown>, from: string): UserEvent | null {
   if (
     v['type'] !== 'user' || typeof v['id'] !== 'string' || v['id'].length > 64 ||
     typeof v['name'] !== 'string' || userEventNameProblem(v['name']) !== null ||
@@ -65,7 +113,7 @@ export interface EventTopicInit {
   selfId: string
   selfName: string
   isMember: (peerId: string) => boolean
-  onEvent: (event: UserEvent) => void
+  onEvent: (event: TopicEvent) => void
   debug: (message: string) => void
 }
 
@@ -76,7 +124,7 @@ export class EventTopic {
   private readonly onMessage = (evt: CustomEvent<Message>): void => {
     const msg = evt.detail
     if (msg.topic !== EVENTS_TOPIC || msg.type !== 'signed') return
-    const event = parseUserEvent(msg.data, msg.from.toString())
+    const event = parseEvent(msg.data, msg.from.toString())
     if (event !== null) {
       this.stats.received++
       this.init.onEvent(event)
@@ -100,7 +148,7 @@ export class EventTopic {
         this.init.debug(`dropped an event from ${from}, which is not a member of this cluster`)
         return TopicValidatorResult.Reject
       }
-      if (parseUserEvent(msg.data, from) === null) {
+      if (parseEvent(msg.data, from) === null) {
         this.stats.droppedInvalid++
         this.init.debug(`dropped a malformed event from ${from}`)
         return TopicValidatorResult.Reject
@@ -140,9 +188,18 @@ export class EventTopic {
       originName: this.init.selfName,
       time: new Date().toISOString(),
     }
+    await this.publish(event)
+    return event
+  }
+
+  /** Gossips a change of one of this host's containers; delivered locally too. */
+  async containerChanged(event: Omit<ContainerEvent, 'type' | 'host' | 'hostName' | 'time'>): Promise<void> {
+    await this.publish({ type: 'container', ...event, host: this.init.selfId, hostName: this.init.selfName, time: new Date().toISOString() })
+  }
+
+  private async publish(event: TopicEvent): Promise<void> {
     await this.init.pubsub.publish(EVENTS_TOPIC, new TextEncoder().encode(JSON.stringify(event)))
     this.stats.published++
     this.init.onEvent(event)
-    return event
   }
 }

@@ -89,6 +89,8 @@ export interface PeerOptions {
   dataDir?: string
   bootstrap?: string[]
   secretFile?: string
+  /** The Docker socket (default: none). */
+  docker?: string
   extraArgs?: string[]
 }
 
@@ -119,7 +121,7 @@ export class PeerProcess {
       '--listen', '/ip4/127.0.0.1/tcp/0',
       '--name', this.name,
       '--dns', 'off',
-      '--docker', 'none',
+      '--docker', this.options.docker ?? 'none',
       '--log-level', 'debug',
       ...(this.options.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
       ...(this.options.secretFile === undefined ? [] : ['--secret-file', this.options.secretFile]),

@@ -18,6 +18,10 @@ const CORES = [
   'protocols/gossip/suspicion.ts',
   'protocols/gossip/swim-codec.ts',
   'protocols/prng.ts',
+  'node/container-reconcile.ts',
+  'node/container-views.ts',
+  'runtime/container-labels.ts',
+  'runtime/docker-mapping.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
 ]
 const STATESTORE = tsFiles('storage/statestore')
