@@ -2,6 +2,7 @@
 import { homedir, hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
+import { isIP } from 'node:net'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { UsageError, errorMessage } from './errors.ts'
 import { isLogLevel, type LogLevel } from './logger.ts'
@@ -15,6 +16,8 @@ export interface StartOptions {
   name?: string
   secretFile?: string
   dns?: string
+  dnsForward?: string
+  dnsTtl?: string
   docker?: string
   logLevel?: string
   voters?: string
@@ -34,6 +37,10 @@ export interface StartConfig {
   name: string
   secretFile: string | undefined
   dns: DnsListen
+  /** Upstream resolver for names outside `shoal.`; null = refuse them (never an open resolver). */
+  dnsForward: { host: string; port: number } | null
+  /** TTL of answers from the zone, in seconds. */
+  dnsTtl: number
   docker: string | 'none'
   dockerDefaulted: boolean
   logLevel: LogLevel
@@ -88,11 +95,21 @@ function parseCount(text: string | undefined, flag: string, min: number, max: nu
 /** Parses `HOST:PORT` or `off` for --dns. */
 export function parseDnsListen(text: string): DnsListen {
   if (text === 'off') return 'off'
-  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(text)
-  const port = match === null ? NaN : Number(match[2])
-  if (match === null || match[1] === undefined || port < 1 || port > 65535) {
-    throw new UsageError(`--dns ${JSON.stringify(text)}: expected HOST:PORT (e.g. 127.0.0.1:5353) or off`)
-  }
+  return parseHostPort(text, '--dns', 'HOST:PORT (e.g. 127.0.0.1:5353) or off', null)
+}
+
+/** Parses `ADDR[:PORT]` for --dns-forward (port 53 by default); the address must be an IP, so no lookup is needed to reach it. */
+export function parseDnsForward(text: string): { host: string; port: number } {
+  const addr = parseHostPort(text, '--dns-forward', 'an upstream resolver IP[:PORT], e.g. 10.0.0.2 or [fd00::2]:53', 53)
+  if (isIP(addr.host) === 0) throw new UsageError(`--dns-forward ${JSON.stringify(text)}: the upstream must be an IP address, e.g. 10.0.0.2 or [fd00::2]:53`)
+  return addr
+}
+
+function parseHostPort(text: string, flag: string, expected: string, defaultPort: number | null): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$/.exec(text)
+  const bare = match !== null && match[2] === undefined
+  const port = match === null ? NaN : bare ? (defaultPort ?? NaN) : Number(match[2])
+  if (match === null || match[1] === undefined || !(port >= 1 && port <= 65535)) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected ${expected}`)
   return { host: match[1].replace(/^\[|\]$/g, ''), port }
 }
 
@@ -133,6 +150,8 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     name,
     secretFile: options.secretFile === undefined ? undefined : resolve(options.secretFile),
     dns: parseDnsListen(options.dns ?? DEFAULT_DNS),
+    dnsForward: options.dnsForward === undefined || options.dnsForward === 'off' ? null : parseDnsForward(options.dnsForward),
+    dnsTtl: Math.round(parseCount(options.dnsTtl, '--dns-ttl', 0, 86_400, 5)),
     docker,
     dockerDefaulted,
     logLevel,

@@ -153,7 +153,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.backoffMaxMs = options.backoffMaxMs ?? BACKOFF_MAX_MS
     this.backoffMs = this.backoffMinMs
     this.log = options.log ?? SILENT_LOG
-    this.currentStatus = { runtime: 'docker', socket: this.socket, engineVersion: null, degraded: 'not connected yet' }
+    this.currentStatus = { runtime: 'docker', socket: this.socket, engineVersion: null, degraded: 'not connected yet', gateways: [] }
   }
 
   // --- ContainerRuntime ---
@@ -245,6 +245,7 @@ export class DockerRuntime implements ContainerRuntime {
       const version = await session.api.version()
       if (session.closed) return
       const engineVersion = typeof version.Version === 'string' ? version.Version : 'unknown'
+      const gateways = await this.bridgeGateways(session)
       const body = await session.events.getEvents({ filters: { type: ['container'] }, abortSignal: session.abort.signal })
       if (!(body instanceof Readable)) throw new Error('event stream is not a readable stream')
       if (session.closed) {
@@ -259,11 +260,19 @@ export class DockerRuntime implements ContainerRuntime {
       if (this.currentStatus.engineVersion !== engineVersion || this.currentStatus.degraded !== null) {
         this.log.info(`Docker engine ${engineVersion} at ${this.socket}: following ${this.known.size} containers`)
       }
-      this.setStatus(null, engineVersion)
+      this.setStatus(null, engineVersion, gateways)
       this.scheduleReconcile(session)
     } catch (err) {
       this.fail(session, `engine unreachable at ${this.socket}: ${errorText(err)}`)
     }
+  }
+
+  /** Gateway addresses of the engine's bridge networks, sorted (IPv4 and IPv6). */
+  private async bridgeGateways(session: Session): Promise<string[]> {
+    const networks = await session.api.listNetworks({ filters: { driver: ['bridge'] }, abortSignal: session.abort.signal })
+    const found = new Set<string>()
+    for (const n of networks) for (const c of n.IPAM?.Config ?? []) if (typeof c.Gateway === 'string' && c.Gateway !== '') found.add(c.Gateway)
+    return [...found].sort()
   }
 
   /** Closes a failed session, says why in the status, and schedules the reconnect. */
@@ -278,7 +287,7 @@ export class DockerRuntime implements ContainerRuntime {
     this.backoffMs = nextBackoffMs(this.backoffMs, this.backoffMinMs, this.backoffMaxMs)
     if (this.currentStatus.degraded !== reason) this.log.warn(`container runtime degraded: ${reason}; reconnecting in ${delayMs} ms`)
     else this.log.debug(`still degraded: ${reason}; reconnecting in ${delayMs} ms`)
-    this.setStatus(reason, this.currentStatus.engineVersion)
+    this.setStatus(reason, this.currentStatus.engineVersion, this.currentStatus.gateways)
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null
       if (this.running) void this.connect()
@@ -495,8 +504,8 @@ export class DockerRuntime implements ContainerRuntime {
 
   // --- output ---
 
-  private setStatus(degraded: string | null, engineVersion: string | null): void {
-    const next: RuntimeStatus = { runtime: 'docker', socket: this.socket, engineVersion, degraded }
+  private setStatus(degraded: string | null, engineVersion: string | null, gateways: string[]): void {
+    const next: RuntimeStatus = { runtime: 'docker', socket: this.socket, engineVersion, degraded, gateways }
     if (sameStatus(next, this.currentStatus)) return
     this.currentStatus = next
     this.emit({ type: 'status', status: { ...next } })

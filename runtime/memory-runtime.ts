@@ -24,6 +24,8 @@ export interface MemoryRuntimeOptions {
   now?: () => number
   /** Shown as the status socket (default null). */
   socket?: string | null
+  /** The host's bridge gateway addresses, as a Docker engine would report them (default none). */
+  gateways?: string[]
 }
 
 /** What `create`/`run` take; everything but name and image has a default. */
@@ -65,13 +67,13 @@ export class MemoryRuntime implements ContainerRuntime {
     checkIdentity(options.identity)
     this.identity = { ...options.identity }
     this.now = options.now ?? (() => 0)
-    this.currentStatus = { runtime: 'memory', socket: options.socket ?? null, engineVersion: null, degraded: 'not started' }
+    this.currentStatus = { runtime: 'memory', socket: options.socket ?? null, engineVersion: null, degraded: 'not started', gateways: [...(options.gateways ?? [])] }
   }
 
   // --- ContainerRuntime ---
 
   status(): RuntimeStatus {
-    return { ...this.currentStatus }
+    return { ...this.currentStatus, gateways: [...this.currentStatus.gateways] }
   }
 
   /** Reports the whole truth (`reconciled`), then healthy status; degraded if the engine is down. */

@@ -27,6 +27,11 @@ export interface RuntimeStatus {
   engineVersion: string | null
   /** Why the container view cannot be trusted right now, or null when it is current. */
   degraded: string | null
+  /**
+   * This host's addresses on its container bridges (Docker's bridge networks' gateways): where
+   * containers reach the host, so where the peer's DNS listens for them. Kept while degraded.
+   */
+  gateways: string[]
 }
 
 /** One change of this host's containers. */
@@ -61,7 +66,7 @@ export interface RuntimeIdentity {
 }
 
 /** Status of a peer started with `--docker none` (it constructs no runtime). */
-export const NO_RUNTIME_STATUS: RuntimeStatus = Object.freeze({ runtime: 'none', socket: null, engineVersion: null, degraded: null })
+export const NO_RUNTIME_STATUS: RuntimeStatus = Object.freeze({ runtime: 'none', socket: null, engineVersion: null, degraded: null, gateways: [] })
 
 /** The subset of a logger the runtimes use; node/logger.ts's `Logger` fits. */
 export interface RuntimeLog {
@@ -75,7 +80,8 @@ export const SILENT_LOG: RuntimeLog = { warn: () => {}, info: () => {}, debug: (
 
 /** Whether two statuses say the same thing (used to emit `status` only on a change). */
 export function sameStatus(a: RuntimeStatus, b: RuntimeStatus): boolean {
-  return a.runtime === b.runtime && a.socket === b.socket && a.engineVersion === b.engineVersion && a.degraded === b.degraded
+  return a.runtime === b.runtime && a.socket === b.socket && a.engineVersion === b.engineVersion && a.degraded === b.degraded &&
+    a.gateways.length === b.gateways.length && a.gateways.every((g, i) => g === b.gateways[i])
 }
 
 /** Orders containers by name, then id: the order of `containers()` and of `reconciled`. */

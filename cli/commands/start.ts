@@ -7,7 +7,8 @@ import { Peer } from '../../node/peer.ts'
 export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIADDR]... [--bootstrap MULTIADDR]...
                    [--api SOCKET] [--name NAME] [--secret-file FILE]
                    [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]
-                   [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]`
+                   [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]
+                   [--dns-forward IP[:PORT]] [--dns-ttl SECONDS]`
 
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseCommandArgs('start', argv, {
@@ -18,6 +19,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     name: { type: 'string' },
     'secret-file': { type: 'string' },
     dns: { type: 'string' },
+    'dns-forward': { type: 'string' },
+    'dns-ttl': { type: 'string' },
     docker: { type: 'string' },
     'log-level': { type: 'string' },
     voters: { type: 'string' },
@@ -32,6 +35,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     name: stringFlag(p, 'name'),
     secretFile: stringFlag(p, 'secret-file'),
     dns: stringFlag(p, 'dns'),
+    dnsForward: stringFlag(p, 'dns-forward'),
+    dnsTtl: stringFlag(p, 'dns-ttl'),
     docker: stringFlag(p, 'docker'),
     logLevel: stringFlag(p, 'log-level'),
     voters: stringFlag(p, 'voters'),

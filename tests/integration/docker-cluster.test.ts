@@ -11,7 +11,7 @@ import { TestCluster, runCli, waitFor, NODE, MAIN, type PeerProcess } from '../h
 import { startDockerd, buildTestImage, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.ts'
 
 interface Row { id: string; name: string; image: string; host: string; hostName: string; ips: string[]; state: string; ports: unknown[]; labels: Record<string, string>; exitCode?: number }
-interface St { peerId: string; runtime: string; runtimeStatus: { degraded: string | null; engineVersion: string | null }; voters: string[] }
+interface St { peerId: string; runtime: string; runtimeStatus: { degraded: string | null; engineVersion: string | null; gateways: string[] }; voters: string[] }
 
 const FLAGS = ['--dead-grace', '2']
 
@@ -61,6 +61,7 @@ describe('containers across hosts (real dockerd per host)', () => {
     expect(st.runtime).toBe('docker')
     expect(st.runtimeStatus.degraded).toBeNull()
     expect(st.runtimeStatus.engineVersion).toMatch(/^\d+\./)
+    expect(st.runtimeStatus.gateways, 'the bridge address containers reach the host on').toEqual([dockA.gateway])
     const early = await seen(b, 'early', (r) => r.state === 'running', 'running')
     expect(early.host).toBe(aId)
   })

@@ -228,6 +228,7 @@ class FakeEngine {
       res.end(JSON.stringify(body))
     }
     if (path === '/version') return json(200, { Version: '99.0.0-fake', ApiVersion: '1.41' })
+    if (path === '/networks') return json(200, [{ Name: 'bridge', Driver: 'bridge', IPAM: { Config: [{ Subnet: '10.99.0.0/24', Gateway: '10.99.0.1' }] } }])
     if (path === '/events') {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.flushHeaders()

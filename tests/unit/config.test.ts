@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest'
-import { resolveStartConfig, parseDnsListen, defaultDataDir } from '../../node/config.ts'
+import { resolveStartConfig, parseDnsListen, parseDnsForward, defaultDataDir } from '../../node/config.ts'
 import { UsageError } from '../../node/errors.ts'
 
 const env = { HOME: '/home/u', XDG_DATA_HOME: '' }
@@ -44,5 +44,19 @@ describe('resolveStartConfig', () => {
     expect(parseDnsListen('off')).toBe('off')
     expect(parseDnsListen('[::1]:53')).toEqual({ host: '::1', port: 53 })
     expect(parseDnsListen('0.0.0.0:5353')).toEqual({ host: '0.0.0.0', port: 5353 })
+    expect(() => parseDnsListen('127.0.0.1')).toThrow('expected HOST:PORT')
+  })
+
+  it('parses --dns-forward (port 53 by default, an IP only) and --dns-ttl', () => {
+    expect(parseDnsForward('10.0.0.2')).toEqual({ host: '10.0.0.2', port: 53 })
+    expect(parseDnsForward('127.0.0.1:5300')).toEqual({ host: '127.0.0.1', port: 5300 })
+    expect(parseDnsForward('[fd00::2]:53')).toEqual({ host: 'fd00::2', port: 53 })
+    expect(parseDnsForward('fd00::2')).toEqual({ host: 'fd00::2', port: 53 })
+    expect(() => parseDnsForward('dns.example:53')).toThrow('must be an IP address')
+    expect(() => parseDnsForward('10.0.0.2:99999')).toThrow('expected an upstream resolver')
+    const env = { HOME: '/home/u' }
+    expect(resolveStartConfig({ name: 'h', docker: 'none' }, env)).toMatchObject({ dnsForward: null, dnsTtl: 5 })
+    expect(resolveStartConfig({ name: 'h', docker: 'none', dnsForward: '10.0.0.2', dnsTtl: '30' }, env)).toMatchObject({ dnsForward: { host: '10.0.0.2', port: 53 }, dnsTtl: 30 })
+    expect(() => resolveStartConfig({ name: 'h', docker: 'none', dnsTtl: '-1' }, env)).toThrow('--dns-ttl')
   })
 })
