@@ -6,7 +6,7 @@ import { statusCommand, peersCommand } from './commands/cluster.ts'
 import { eventsCommand, eventCommand } from './commands/events.ts'
 import { kvCommand, KV_USAGE } from './commands/kv.ts'
 import { lockCommand } from './commands/lock.ts'
-import { psCommand, PS_USAGE } from './commands/ps.ts'
+import { psCommand, hostsCommand, PS_USAGE } from './commands/ps.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -16,6 +16,7 @@ Run a peer:
 Inspect the cluster (every command takes --api SOCKET or env SHOAL_API):
   status [--json]    this peer: id, addresses, role, members, runtime
   peers [--json]     every peer of the cluster and its liveness
+  hosts [--json]     every host: liveness, containers, resources
   ps [--all] [--host NAME] [--json]
                      containers of every host of the cluster
   events [--json]    live stream of cluster events (--history: recent ones first)
@@ -38,6 +39,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   kv: kvCommand,
   lock: lockCommand,
   ps: psCommand,
+  hosts: hostsCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0

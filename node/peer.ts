@@ -30,7 +30,7 @@ import { Sessions } from './sessions.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
-import { listContainers } from './container-views.ts'
+import { listContainers, listHosts } from './container-views.ts'
 import { lostContainerTxns, type HostLiveness } from './container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
 
@@ -468,6 +468,10 @@ export class Peer {
         return this.watchRoute(req.query.get('revision'), KV_PREFIX + prefix, (e) => ({ type: e.type, key: e.kv.key.slice(KV_PREFIX.length), value: decoder.decode(e.kv.value), revision: e.kv.modRevision }))
       }],
       // Every change of a container record anywhere in the cluster, as this replica applies it.
+      ['GET /v1/hosts', () => {
+        if (this.machine === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        return ok(listHosts(this.machine.store, (id) => this.membership?.stateOf(id) ?? 'unknown'))
+      }],
       ['GET /v1/containers/watch', (req) => this.watchRoute(req.query.get('revision'), CONTAINERS_PREFIX, (e) => {
         const [host, id] = e.kv.key.slice(CONTAINERS_PREFIX.length).split('/')
         const parsed = e.type === 'put' ? parseContainer(e.kv.value) : null

@@ -1,8 +1,8 @@
-/** `shoal ps`: every container of the cluster, as `docker ps` lists one host's, plus the host. */
+/** `shoal ps` (every container of the cluster, as `docker ps` lists one host's, plus the host) and `shoal hosts`. */
 import { parseCommandArgs, stringFlag, boolFlag } from '../args.ts'
 import { apiCall, resolveApiSocket } from '../client.ts'
 import { formatTable, age } from '../table.ts'
-import type { ContainerView } from '../../node/container-views.ts'
+import type { ContainerView, HostView } from '../../node/container-views.ts'
 
 export const PS_USAGE = `Usage: shoal ps [--all] [--host NAME] [--json] [--api SOCKET]
 
@@ -45,6 +45,21 @@ export async function psCommand(argv: string[]): Promise<number> {
   process.stdout.write(formatTable(
     ['container id', 'image', 'status', 'ports', 'ips', 'host', 'names'],
     containers.map((c) => [c.id.slice(0, 12), c.image, status(c), ports(c), c.ips.join(','), c.hostName, c.name]),
+  ))
+  return 0
+}
+
+/** `shoal hosts`: every host of the cluster with its liveness, address and containers. */
+export async function hostsCommand(argv: string[]): Promise<number> {
+  const p = parseCommandArgs('hosts', argv, { api: { type: 'string' }, json: { type: 'boolean' } }, { min: 0, max: 0 })
+  const hosts = await apiCall<HostView[]>(resolveApiSocket(stringFlag(p, 'api')), 'GET', '/v1/hosts')
+  if (boolFlag(p, 'json')) {
+    process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`)
+    return 0
+  }
+  process.stdout.write(formatTable(
+    ['name', 'state', 'containers', 'cpus', 'memory', 'version', 'address'],
+    hosts.map((h) => [h.name, h.state, `${h.containers.running} running / ${h.containers.total}`, String(h.cpus), `${Math.round(h.memoryBytes / 2 ** 30)} GiB`, h.version, (h.addrs[0] ?? '-').replace(/\/p2p\/.*$/, '')]),
   ))
   return 0
 }

@@ -64,6 +64,15 @@ describe('containers across hosts (real dockerd per host)', () => {
     expect(st.runtimeStatus.gateways, 'the bridge address containers reach the host on').toEqual([dockA.gateway])
     const early = await seen(b, 'early', (r) => r.state === 'running', 'running')
     expect(early.host).toBe(aId)
+    // Every host registers itself; `shoal hosts` joins that with liveness and container counts.
+    const hosts = await waitFor('three host records', async () => {
+      const r = await runCli(['hosts', '--json', '--api', b.api])
+      const list = JSON.parse(r.stdout) as Array<{ peerId: string; name: string; state: string; addrs: string[]; containers: { running: number; total: number } }>
+      return list.length === 3 ? list : undefined
+    })
+    expect(hosts.map((h) => [h.name, h.state])).toEqual([['host-a', 'alive'], ['host-b', 'alive'], ['host-c', 'alive']])
+    expect(hosts[0]).toMatchObject({ peerId: aId, containers: { running: 1, total: 1 } })
+    expect(hosts[0]!.addrs.some((x) => x.includes('/ip4/127.0.0.1/'))).toBe(true)
   })
 
   it('a container started on A appears on B with its host, address, labels and ports; B sees the event', async () => {
