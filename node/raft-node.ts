@@ -16,6 +16,7 @@ import {
   type ConfChange,
   type ConfState,
   type Message,
+  type MessageType,
   type RaftStatus,
   type Ready,
 } from '../protocols/raft/index.ts'
@@ -43,6 +44,9 @@ export interface ReplicatedStateMachine {
   /** Replaces the whole state with a snapshot's, taken at `index`. */
   restore(data: Uint8Array, index: number): void
 }
+
+/** Messages only a leader sends, which depend on nothing its disk must hold first. */
+const SENT_BEFORE_PERSIST: ReadonlySet<MessageType> = new Set<MessageType>(['app', 'heartbeat', 'snap', 'timeout-now'])
 
 /** A refusal worth retrying (no leader yet, not committed in time); the message says so. */
 export class RetryableError extends Error {
@@ -304,10 +308,16 @@ export class RaftNode {
         this.init.onRoleChange?.(status)
       }
     }
+    // A leader's replication goes out before its own fsync, so followers write in parallel with
+    // it (thesis §10.2.1, as etcd's server does): the core counts the leader's own copy only
+    // once persisted, and nothing is applied or acknowledged before that. Every other message
+    // (votes above all) waits for the disk.
+    const early = rd.messages.filter((m) => SENT_BEFORE_PERSIST.has(m.type))
+    for (const m of early) this.transport.send(m)
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
       await this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync })
     }
-    for (const m of rd.messages) this.transport.send(m)
+    for (const m of rd.messages) if (!SENT_BEFORE_PERSIST.has(m.type)) this.transport.send(m)
     if (rd.snapshot !== undefined) {
       this.init.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index)
       this.appliedIndex = rd.snapshot.metadata.index
