@@ -114,6 +114,7 @@ export class RaftNode {
   private readonly proposals = new Map<string, PendingProposal>()
   private readonly reads = new Map<string, PendingRead>()
   private readonly applyWaiters: Array<{ index: number; resolve(): void }> = []
+  private lastLead: string | null = null
   private lastRole = ''
   private readonly tickMs: number
   private readonly electionTicks: number
@@ -307,6 +308,13 @@ export class RaftNode {
         this.init.log.info(`Raft: ${rd.softState.role} in term ${status.term}, leader ${rd.softState.lead ?? 'unknown'}`)
         this.init.onRoleChange?.(status)
       }
+      // A new leader: what waited on the old one (maybe dead, its forwards lost) goes to the
+      // new one now rather than at the next periodic retry; that retry would add up to an
+      // election timeout to every failover.
+      if (rd.softState.lead !== null && rd.softState.lead !== this.lastLead) {
+        this.lastLead = rd.softState.lead
+        queueMicrotask(() => this.retryPending())
+      }
     }
     // A leader's replication goes out before its own fsync, so followers write in parallel with
     // it (thesis §10.2.1, as etcd's server does): the core counts the leader's own copy only
@@ -371,6 +379,14 @@ export class RaftNode {
         w.resolve()
       }
     }
+  }
+
+  /** Re-attempts every waiting proposal and unconfirmed read at once. */
+  private retryPending(): void {
+    if (this.stopped) return
+    for (const key of this.proposals.keys()) this.attemptProposal(key)
+    for (const [context, r] of this.reads) if (r.index === null) this.attemptRead(context)
+    this.schedule()
   }
 
   private attemptProposal(key: string): void {
