@@ -95,7 +95,7 @@ function parseCount(text: string | undefined, flag: string, min: number, max: nu
 /** Parses `HOST:PORT` or `off` for --dns. */
 export function parseDnsListen(text: string): DnsListen {
   if (text === 'off') return 'off'
-  return parseHostPort(text, '--dns', 'HOST:PORT (e.g. 127.0.0.1:5353) or off', null)
+  return parseHostPort(text, '--dns', 'HOST:PORT (e.g. 127.0.0.1:5353; port 0 picks a free one, shown by shoal status) or off', null, true)
 }
 
 /** Parses `ADDR[:PORT]` for --dns-forward (port 53 by default); the address must be an IP, so no lookup is needed to reach it. */
@@ -105,11 +105,11 @@ export function parseDnsForward(text: string): { host: string; port: number } {
   return addr
 }
 
-function parseHostPort(text: string, flag: string, expected: string, defaultPort: number | null): { host: string; port: number } {
+function parseHostPort(text: string, flag: string, expected: string, defaultPort: number | null, allowZero = false): { host: string; port: number } {
   const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s[\]]+|[0-9a-fA-F:]+)(?::(\d{1,5}))?$/.exec(text)
   const bare = match !== null && match[2] === undefined
   const port = match === null ? NaN : bare ? (defaultPort ?? NaN) : Number(match[2])
-  if (match === null || match[1] === undefined || !(port >= 1 && port <= 65535)) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected ${expected}`)
+  if (match === null || match[1] === undefined || !(port >= (allowZero ? 0 : 1) && port <= 65535)) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected ${expected}`)
   return { host: match[1].replace(/^\[|\]$/g, ''), port }
 }
 

@@ -30,6 +30,7 @@ import { Sessions } from './sessions.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
+import { DnsService, type DnsView } from './dns-service.ts'
 import { listContainers, listHosts } from './container-views.ts'
 import { lostContainerTxns, type HostLiveness } from './container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
@@ -69,6 +70,8 @@ export interface StatusView {
   runtime: RuntimeStatus['runtime']
   runtimeStatus: RuntimeStatus
   hostSync: HostSync['stats'] | null
+  /** Null with --dns off. */
+  dns: DnsView | null
   startedAt: string
   dataDir: string
   members: Record<'alive' | 'suspect' | 'dead' | 'left', number>
@@ -109,6 +112,7 @@ export class Peer {
   private autopilot: ReturnType<typeof setInterval> | null = null
   private lostMarking = false
   private hostSync: HostSync | null = null
+  private dns: DnsService | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
   private readonly hub = new EventHub()
@@ -187,6 +191,7 @@ export class Peer {
     machine.onRestored = () => {
       watches.onRestored()
       this.sessions?.onRestored()
+      this.dns?.restored()
     }
     machine.onCommand = (command, result) => this.sessions?.onCommand(command, result)
     this.raft = new RaftNode({
@@ -217,12 +222,20 @@ export class Peer {
     this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
+    if (config.dns !== 'off') {
+      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, machine, watches, log: log.child('dns') })
+      await this.dns.start()
+    }
+
     let runtime: DockerRuntime | null = null
     if (config.docker === 'none') {
       log.info(config.dockerDefaulted ? 'no Docker socket at /var/run/docker.sock: running without a container runtime' : 'running without a container runtime (--docker none)')
     } else {
       runtime = new DockerRuntime({ socket: config.docker, identity: { hostId: this.peerId, hostName: config.name }, log: log.child('docker') })
       this.runtime = runtime
+      runtime.subscribe((change) => {
+        if (change.type === 'status') this.dns?.gatewaysChanged(change.status.gateways)
+      })
     }
     const libp2p = this.libp2p
     this.hostSync = new HostSync({
@@ -261,6 +274,7 @@ export class Peer {
     this.sessions?.stop()
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
+    await this.dns?.stop()
     await this.runtime?.stop()
     this.hostSync?.stop()
     await this.removeOwnRecords()
@@ -288,6 +302,7 @@ export class Peer {
       runtime: this.runtime?.status().runtime ?? 'none',
       runtimeStatus: this.runtime?.status() ?? NO_RUNTIME_STATUS,
       hostSync: this.hostSync?.stats ?? null,
+      dns: this.dns?.view() ?? null,
       startedAt: this.startedAt,
       dataDir: this.config.dataDir,
       members,

@@ -11,8 +11,10 @@ shift
 # What every run for PURPOSE needs, besides the packages its caller names.
 case "$purpose" in
   # Real-Docker suites: dockerd + containerd + runc, a static busybox for the test image, and
-  # `ip` for each private dockerd's bridge.
-  tests) set -- "$@" docker.io busybox-static iproute2 ;;
+  # `ip` for each private dockerd's bridge. DNS suites: `dig` (bind9-dnsutils).
+  tests) set -- "$@" docker.io busybox-static iproute2 bind9-dnsutils ;;
+  # DNS benchmark: dnsperf drives Shoal's DNS server and dnsmasq (dnsmasq-base: the binary alone, no service).
+  bench) set -- "$@" dnsperf dnsmasq-base ;;
 esac
 missing=()
 for pkg in "$@"; do

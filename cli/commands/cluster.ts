@@ -26,6 +26,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     ['Role', s.role === 'none' ? 'none (consensus not running)' : `${s.role}, term ${s.term}, leader ${s.leader ?? 'unknown'}`],
     ['Members', `${s.members.alive} alive, ${s.members.suspect} suspect, ${s.members.dead} dead, ${s.members.left} left`],
     ['Runtime', runtime],
+    ['DNS', s.dns === null ? 'off' : `${s.dns.listen.join(', ')}${s.dns.containers.listen.length > 0 ? `; containers: ${s.dns.containers.listen.join(', ')}` : s.dns.containers.error !== null ? `; not for containers: ${s.dns.containers.error}` : ''} (${s.dns.stats.queries.received} queries, ${s.dns.stats.queries.malformed} malformed, ${s.dns.stats.zone.names} names)`],
     ['Refused', `${sec.rejectedInbound} inbound, ${sec.rejectedOutbound} outbound connections without the cluster secret${sec.lastRejectedAddr === null ? '' : ` (last: ${sec.lastRejectedAddr} at ${sec.lastRejectedAt})`}`],
     ['Started', `${s.startedAt} (${age(s.startedAt)} ago)`],
     ['Data dir', s.dataDir],

@@ -91,6 +91,8 @@ export interface PeerOptions {
   secretFile?: string
   /** The Docker socket (default: none). */
   docker?: string
+  /** The DNS listen address (default: off); port 0 picks a free one, see `status().dns.listen`. */
+  dns?: string
   extraArgs?: string[]
 }
 
@@ -120,7 +122,7 @@ export class PeerProcess {
       '--data-dir', this.dataDir,
       '--listen', '/ip4/127.0.0.1/tcp/0',
       '--name', this.name,
-      '--dns', 'off',
+      '--dns', this.options.dns ?? 'off',
       '--docker', this.options.docker ?? 'none',
       '--log-level', 'debug',
       ...(this.options.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),

@@ -5,13 +5,25 @@
  * dies, and comes back when the host does.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn } from 'node:child_process'
+import { spawn, execFile } from 'node:child_process'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { TestCluster, runCli, waitFor, NODE, MAIN, type PeerProcess } from '../helpers/processes.ts'
 import { startDockerd, buildTestImage, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.ts'
 
 interface Row { id: string; name: string; image: string; host: string; hostName: string; ips: string[]; state: string; ports: unknown[]; labels: Record<string, string>; exitCode?: number }
-interface St { peerId: string; runtime: string; runtimeStatus: { degraded: string | null; engineVersion: string | null; gateways: string[] }; voters: string[] }
+interface St {
+  peerId: string; runtime: string; voters: string[]
+  runtimeStatus: { degraded: string | null; engineVersion: string | null; gateways: string[] }
+  dns: { listen: string[]; containers: { listen: string[]; error: string | null } } | null
+}
+
+/** Real `dig` against a peer's DNS (`host:port` from its status); returns dig's output. */
+async function dig(server: string, ...args: string[]): Promise<string> {
+  const [host, port] = [server.slice(0, server.lastIndexOf(':')), server.slice(server.lastIndexOf(':') + 1)]
+  const { stdout } = await promisify(execFile)('dig', [`@${host}`, '-p', port, '+time=2', '+tries=1', ...args])
+  return stdout
+}
 
 const FLAGS = ['--dead-grace', '2']
 
@@ -40,10 +52,10 @@ describe('containers across hosts (real dockerd per host)', () => {
     await Promise.all([buildTestImage(dockA.socket), buildTestImage(dockB.socket)])
     // A container that exists before its peer starts is found by the first reconcile.
     await dockA.dockerOk(['run', '-d', '--name', 'early', TEST_IMAGE, 'sleep', '3600'])
-    a = await cluster.add({ name: 'host-a', docker: dockA.socket, extraArgs: FLAGS })
+    a = await cluster.add({ name: 'host-a', docker: dockA.socket, dns: '127.0.0.1:0', extraArgs: FLAGS })
     aId = (await a.status<St>()).peerId
     const join_ = { bootstrap: [await cluster.addrOf(a)], secretFile: join(a.dataDir, 'cluster.key'), extraArgs: FLAGS }
-    b = await cluster.add({ name: 'host-b', docker: dockB.socket, ...join_ })
+    b = await cluster.add({ name: 'host-b', docker: dockB.socket, dns: '127.0.0.1:0', ...join_ })
     c = await cluster.add({ name: 'host-c', ...join_ })
     await waitFor('three voters, and A gossiping to both others', async () => {
       const st = await a.status<St & { gossip: { events: { subscribers: number } } }>()
@@ -104,6 +116,27 @@ describe('containers across hosts (real dockerd per host)', () => {
     const table = await runCli(['ps', '--api', b.api])
     expect(table.stdout).toMatch(/CONTAINER ID\s+IMAGE\s+STATUS\s+PORTS\s+IPS\s+HOST\s+NAMES/)
     expect(table.stdout).toMatch(/host-a\s+web/)
+  })
+
+  it('DNS: every peer answers for containers on other hosts; a container on A resolves one on B by name', async () => {
+    const dnsA = (await a.status<St>()).dns!.listen[0]!
+    const dnsB = (await b.status<St>()).dns!.listen[0]!
+    await dockB.dockerOk(['run', '-d', '--name', 'db', TEST_IMAGE, 'sleep', '3600'])
+    const db = await seen(a, 'db', (r) => r.state === 'running', 'running')
+    const web = (await ps(a)).find((r) => r.name === 'web')!
+    await waitFor('A to answer db.shoal', async () => ((await dig(dnsA, '+short', 'db.shoal')).trim() === db.ips[0] ? true : undefined), 10_000)
+    expect((await dig(dnsB, '+short', 'WEB.shoal')).trim(), 'names are case-insensitive').toBe(web.ips[0])
+    expect((await dig(dnsB, '+short', '+tcp', 'host-a.host.shoal')).trim()).toBe('127.0.0.1')
+
+    // Inside a container on A, the resolver is A's bridge gateway (dockerd --dns): the peer listens there.
+    await waitFor('A to serve DNS on its bridge gateway', async () => ((await a.status<St>()).dns!.containers.listen.includes(`${dockA.gateway}:53`) ? true : undefined), 20_000)
+    const lookup = await dockA.docker(['run', '--rm', TEST_IMAGE, 'nslookup', 'db.shoal'])
+    expect(lookup.stdout, lookup.stderr).toMatch(new RegExp(`Address:\\s+${db.ips[0]!.replaceAll('.', '\\.')}(\\s|$)`))
+
+    // A stopped container leaves the answers as soon as its record changes.
+    await dockB.dockerOk(['stop', '-t', '0', 'db'])
+    await waitFor('db.shoal to be NXDOMAIN on A', async () => ((await dig(dnsA, 'db.shoal')).includes('status: NXDOMAIN') ? true : undefined), 10_000)
+    await dockB.dockerOk(['rm', 'db'])
   })
 
   it('stopping a container updates it everywhere with its exit code; removing it removes it', async () => {

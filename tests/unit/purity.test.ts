@@ -22,6 +22,11 @@ const CORES = [
   'node/container-views.ts',
   'runtime/container-labels.ts',
   'runtime/docker-mapping.ts',
+  'protocols/dns/names.ts',
+  'protocols/dns/wire.ts',
+  'protocols/dns/zone-build.ts',
+  'protocols/dns/zone.ts',
+  'protocols/dns/store-records.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
 ]
 const STATESTORE = tsFiles('storage/statestore')
