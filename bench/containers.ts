@@ -2,8 +2,11 @@
  * Container propagation with real processes and a real private dockerd: from `docker start`
  * on host A (the engine's start call returning: the container runs) to the running record applied on every peer of a
  * three-peer cluster, observed through each peer's `/v1/containers/watch` stream.
- * Also the gossip path: the same start to the container event on every peer's event stream.
+ * Also the gossip path (the container event on every peer's event stream) and DNS (every
+ * peer's server answering the new name with the container's address).
  */
+import { createSocket } from 'node:dgram'
+import { query, decode, answerData } from '../protocols/dns/testing.ts'
 import { request } from 'node:http'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
@@ -36,9 +39,10 @@ export async function containersBench(options: { containers: number }): Promise<
   const stops: Array<() => void> = []
   try {
     await buildTestImage(dockerd.socket)
-    const a = await cluster.add({ name: 'bench-a', docker: dockerd.socket })
-    const join_ = { bootstrap: [await cluster.addrOf(a)], secretFile: join(a.dataDir, 'cluster.key') }
+    const a = await cluster.add({ name: 'bench-a', docker: dockerd.socket, dns: '127.0.0.1:0' })
+    const join_ = { bootstrap: [await cluster.addrOf(a)], secretFile: join(a.dataDir, 'cluster.key'), dns: '127.0.0.1:0' }
     const peers = [a, await cluster.add({ name: 'bench-b', ...join_ }), await cluster.add({ name: 'bench-c', ...join_ })]
+    const dnsPorts = await Promise.all(peers.map(async (p) => Number((await p.status<{ dns: { listen: string[] } }>()).dns.listen[0]!.split(':')[1])))
     await waitFor('three voters and a full gossip mesh', async () => {
       const st = await a.status<{ peerId: string; voters: string[]; gossip: { events: { subscribers: number } } }>()
       return st.voters.length === 3 && st.gossip.events.subscribers === 2 ? true : undefined
@@ -72,6 +76,22 @@ export async function containersBench(options: { containers: number }): Promise<
 
     const toRecord: number[] = []
     const toEvent: number[] = []
+    const toDns: number[] = []
+    // One UDP socket asks every peer's DNS for the new name until each answers with its address.
+    const udp = createSocket('udp4')
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()))
+    let dnsWanted: { ip: string; answered: Set<number>; done: () => void; last: number } | null = null
+    udp.on('message', (msg, rinfo) => {
+      const w = dnsWanted
+      if (w === null) return
+      const port = rinfo.port
+      if (w.answered.has(port)) return
+      if (answerData(decode(msg)).includes(w.ip)) {
+        w.answered.add(port)
+        w.last = performance.now()
+        if (w.answered.size === dnsPorts.length) w.done()
+      }
+    })
     const startCall: number[] = []
     for (let i = 0; i < options.containers; i++) {
       const c = await docker.createContainer({ Image: TEST_IMAGE, Cmd: ['sleep', '3600'], name: `bench-${i}` })
@@ -79,6 +99,17 @@ export async function containersBench(options: { containers: number }): Promise<
       await c.start()
       const t1 = performance.now()
       startCall.push(t1 - t0)
+      const ip = ((await c.inspect()).NetworkSettings.Networks['bridge']?.IPAddress) ?? ''
+      let finish: () => void = () => undefined
+      const wanted = { ip, answered: new Set<number>(), done: () => finish(), last: 0 }
+      const dnsDone = new Promise<void>((resolve) => (finish = resolve))
+      dnsWanted = wanted
+      const asking = setInterval(() => {
+        for (const port of dnsPorts) if (!wanted.answered.has(port)) udp.send(query(`bench-${i}.shoal`, 'A'), port, '127.0.0.1')
+      }, 2)
+      await Promise.race([dnsDone, new Promise((r) => setTimeout(r, 30_000))])
+      clearInterval(asking)
+      if (wanted.answered.size === dnsPorts.length) toDns.push(wanted.last - t1)
       const done = await waitFor(`bench-${i} on every peer`, () => ((applied.get(c.id)?.length ?? 0) === peers.length && (gossiped.get(c.id)?.length ?? 0) === peers.length ? true : undefined), 30_000, 2)
       if (done) {
         toRecord.push(Math.max(...(applied.get(c.id) ?? [])) - t1)
@@ -90,7 +121,9 @@ export async function containersBench(options: { containers: number }): Promise<
       ['the start call itself (dockerd)', percentile(startCall, 50), percentile(startCall, 99), Math.max(...startCall)],
       ['record applied (Raft)', percentile(toRecord, 50), percentile(toRecord, 99), Math.max(...toRecord)],
       ['event (gossip)', percentile(toEvent, 50), percentile(toEvent, 99), Math.max(...toEvent)],
+      ['name answered by DNS', percentile(toDns, 50), percentile(toDns, 99), Math.max(...toDns)],
     ])
+    udp.close()
   } finally {
     for (const stop of stops) stop()
     close()
