@@ -127,6 +127,15 @@ describe('containers across hosts (real dockerd per host)', () => {
     await waitFor('A to answer db.shoal', async () => ((await dig(dnsA, '+short', 'db.shoal')).trim() === db.ips[0] ? true : undefined), 10_000)
     expect((await dig(dnsB, '+short', 'WEB.shoal')).trim(), 'names are case-insensitive').toBe(web.ips[0])
     expect((await dig(dnsB, '+short', '+tcp', 'host-a.host.shoal')).trim()).toBe('127.0.0.1')
+    // web carries shoal.service=web and publishes port 80: an SRV whose target resolves.
+    const srv = (await dig(dnsB, '+short', '_80._tcp.web.shoal', 'SRV')).trim().split(/\s+/)
+    expect(srv.slice(0, 3)).toEqual(['1', '1', '80'])
+    expect((await dig(dnsB, '+short', srv[3]!)).trim()).toBe(web.ips[0])
+    const missing = await dig(dnsB, 'nobody.shoal')
+    expect(missing).toContain('status: NXDOMAIN')
+    expect(missing).toMatch(/AUTHORITY SECTION:\s+shoal\.\s+\d+\s+IN\s+SOA/)
+    expect(await dig(dnsB, 'web.shoal', 'AAAA')).toMatch(/status: NOERROR[\s\S]*ANSWER: 0/)
+    expect(await dig(dnsB, 'example.com')).toContain('status: REFUSED')
 
     // Inside a container on A, the resolver is A's bridge gateway (dockerd --dns): the peer listens there.
     await waitFor('A to serve DNS on its bridge gateway', async () => ((await a.status<St>()).dns!.containers.listen.includes(`${dockA.gateway}:53`) ? true : undefined), 20_000)
