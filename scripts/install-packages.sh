@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages named after PURPOSE when missing. Idempotent; needs root (or
 # passwordless sudo) only when something is actually missing.
-#   scripts/install-packages.sh tests procps
-#   scripts/install-packages.sh bench etcd-server
+#   scripts/install-packages.sh tests procps docker.io
+#   scripts/install-packages.sh bench etcd-server dnsperf
 # Packages installed here never start their system services: tests run private daemons
 # (e.g. one dockerd per simulated host, tests/helpers/dockerd.ts), never the machine's own.
 set -euo pipefail
 purpose=$1
 shift
-# What every run for PURPOSE needs, besides the packages its caller names.
-case "$purpose" in
-  # Real-Docker suites: dockerd + containerd + runc, a static busybox for the test image, and
-  # `ip` for each private dockerd's bridge. DNS suites: `dig` (bind9-dnsutils).
-  tests) set -- "$@" docker.io busybox-static iproute2 bind9-dnsutils ;;
-  # DNS benchmark: dnsperf drives Shoal's DNS server and dnsmasq (dnsmasq-base: the binary alone, no service).
-  bench) set -- "$@" dnsperf dnsmasq-base ;;
-esac
 missing=()
 for pkg in "$@"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
