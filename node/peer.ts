@@ -2,8 +2,10 @@
  * One Shoal peer: wires storage, libp2p, membership, the event topic, the runtime probe and
  * the admin API, and owns their start and stop order.
  *
- * Start: data dir lock -> identity + secret -> libp2p -> membership -> events -> runtime -> API.
- * Stop (reverse): API closed -> leave announced -> events -> libp2p -> runtime -> socket, lock.
+ * Start: data dir lock -> identity + secret -> libp2p -> membership -> events -> Raft -> DNS ->
+ * runtime -> API.
+ * Stop: API closed -> DNS, runtime -> own records removed -> leadership handed off, leave
+ * announced, removal from the voters awaited -> Raft -> events -> libp2p -> socket, lock.
  */
 import { cpus, totalmem } from 'node:os'
 import { unlinkSync } from 'node:fs'
@@ -43,6 +45,9 @@ const AUTOPILOT_INTERVAL_MS = 1000
 
 /** How long a graceful stop waits for this host's container records to be removed. */
 const LEAVE_REMOVE_TIMEOUT_MS = 3000
+
+/** How long a voter's graceful stop waits for the leader to take it out of the voters. */
+const LEAVE_VOTERS_TIMEOUT_MS = 5000
 
 /** Turns "retry later" refusals from consensus into HTTP 503 with their advice. */
 async function retryable<T>(fn: () => Promise<T>): Promise<T> {
@@ -161,6 +166,8 @@ export class Peer {
           else log.info(`peer ${label} is ${change.state} (was ${change.previous})`)
         }
         this.scheduleKnownPeersSave()
+        // A voter that leaves waits to be removed (leaveVoters): do not keep it waiting a second.
+        if (change.state === 'left') this.runAutopilot()
         this.hub.publish({
           type: 'host',
           action: change.previous === null ? 'joined' : change.state,
@@ -278,6 +285,7 @@ export class Peer {
     await this.runtime?.stop()
     this.hostSync?.stop()
     await this.removeOwnRecords()
+    await this.leaveVoters()
     await this.raft?.stop()
     await this.membership?.stop(true)
     this.events?.stop()
@@ -329,6 +337,31 @@ export class Peer {
       cpus: m.host?.cpus ?? null,
       memoryBytes: m.host?.memoryBytes ?? null,
     }))
+  }
+
+  /**
+   * A voter stopping for good is first taken out of the voters, and stays to acknowledge its
+   * own removal: the change commits under the old configuration, so with two voters it needs
+   * both, and a voter that simply went away would leave the other without a quorum for good
+   * (the simulator found it; Consul's leave waits the same way). Leadership goes first, then
+   * the leave is announced, on which the leader's autopilot removes this voter at once.
+   */
+  private async leaveVoters(): Promise<void> {
+    const raft = this.raft
+    if (raft === null) return
+    const self = this.peerId
+    const removable = (): boolean => {
+      const voters = raft.status().voters
+      return voters.includes(self) && voters.length > 1
+    }
+    const voter = removable()
+    if (voter) await raft.handOffLeadership()
+    await this.membership?.stop(true)
+    if (!voter) return
+    const deadline = Date.now() + LEAVE_VOTERS_TIMEOUT_MS
+    while (removable() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    if (removable()) this.log.warn(`still a voter after ${LEAVE_VOTERS_TIMEOUT_MS} ms (no leader removed it; is a quorum of the other voters alive?); stopping anyway`)
+    else this.log.info('removed from the voters; stopping')
   }
 
   /** Graceful leave takes this host and its containers out of the cluster state, if a leader answers in time. */

@@ -174,18 +174,26 @@ export class RaftNode {
     if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
   }
 
+  /** When leading, hands leadership to the best voter and waits (two election timeouts at most); true when not leading afterwards. */
+  async handOffLeadership(): Promise<boolean> {
+    if (this.ticker === null) return true
+    const status = this.core.status()
+    if (status.role !== 'leader') return true
+    if (status.voters.length <= 1) return false
+    const result = this.core.transferLeadership()
+    this.schedule()
+    if (result.ok) {
+      const deadline = Date.now() + this.electionTicks * this.tickMs * 2
+      while (Date.now() < deadline && this.core.status().role === 'leader') await new Promise((r) => setTimeout(r, this.tickMs / 2))
+    }
+    return this.core.status().role !== 'leader'
+  }
+
   /** Hands leadership to the best voter when leading, then stops everything. */
   async stop(): Promise<void> {
     if (this.ticker === null) return
-    const status = this.core.status()
-    if (status.role === 'leader' && status.voters.length > 1) {
-      const result = this.core.transferLeadership()
-      this.schedule()
-      if (result.ok) {
-        const deadline = Date.now() + this.electionTicks * this.tickMs * 2
-        while (Date.now() < deadline && this.core.status().role === 'leader') await new Promise((r) => setTimeout(r, this.tickMs / 2))
-      }
-    }
+    await this.handOffLeadership()
+    if (this.ticker === null) return
     this.stopped = true
     clearInterval(this.ticker)
     this.ticker = null

@@ -49,6 +49,7 @@ export class Membership {
   private lastJoinAttemptMs = -Infinity
   private joinAttempts = 0
   private leaving = false
+  private stopped = false
   private readonly onDisconnect = (evt: CustomEvent<PeerId>): void => {
     const id = evt.detail.toString()
     this.transport.connectionClosed(id)
@@ -109,6 +110,8 @@ export class Membership {
 
   /** Stops; with `leave`, first tells the cluster so others mark this peer `left` at once. */
   async stop(leave: boolean): Promise<void> {
+    if (this.stopped) return
+    this.stopped = true
     if (this.ticker !== null) clearInterval(this.ticker)
     this.ticker = null
     if (leave) {

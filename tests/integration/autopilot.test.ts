@@ -1,7 +1,7 @@
 /**
  * Raft membership under autopilot with real processes: a peer joining after the log was
  * compacted gets a snapshot and then the tail; a voter killed with kill -9 is replaced by
- * that learner and removed after the grace period.
+ * that learner and removed after the grace period; voters leaving one by one keep a quorum.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { join } from 'node:path'
@@ -80,5 +80,40 @@ describe('autopilot and snapshots', () => {
     expect(s.learners).not.toContain(victimId)
     // The cluster still takes writes with its new voter set.
     await put(survivors[1]!, 'after/replacement', 'ok')
+  })
+
+  // With two voters, removing one commits only with both: a voter that stopped before its
+  // removal committed would leave the other without a quorum for good (found by the simulator).
+  it('voters stopping gracefully one by one, the leader last: the one left still commits alone', async () => {
+    const alive = peers.filter((p) => p.exitCode === null)
+    const views = await Promise.all(alive.map((p) => p.status<St>()))
+    const ids = new Map(alive.map((p, i) => [p, views[i]!.peerId]))
+    const voters = () => alive.filter((p) => p.exitCode === null && views[0]!.voters.includes(ids.get(p)!))
+    expect(voters()).toHaveLength(3)
+    const leaveNext = async (leaving: PeerProcess) => {
+      leaving.signal('SIGTERM')
+      expect(await leaving.exited).toBe(0)
+      expect(leaving.log()).toMatch(/removed from the voters; stopping/)
+    }
+    const roles = new Map(await Promise.all(voters().map(async (p) => [p, (await p.status<St>()).role] as const)))
+    const follower = voters().find((p) => roles.get(p) === 'follower')!
+    await leaveNext(follower)
+    const rest = voters().filter((p) => p.exitCode === null)
+    expect(rest).toHaveLength(2)
+    const leader = await waitFor('a leader among the two', async () => {
+      const st = await Promise.all(rest.map((p) => p.status<St>()))
+      const i = st.findIndex((s) => s.role === 'leader' && s.voters.length === 2)
+      return i >= 0 ? rest[i] : undefined
+    }, 30_000)
+    await leaveNext(leader)
+    const last = rest.find((p) => p !== leader)!
+    await waitFor('the last voter alone in the configuration', async () => {
+      const s = await last.status<St>()
+      return s.voters.length === 1 && s.voters[0] === ids.get(last) ? true : undefined
+    }, 30_000)
+    await put(last, 'after/leaves', 'ok')
+    const r = await runCli(['kv', 'get', 'after/leaves', '--consistent', '--api', last.api])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('ok\n')
   })
 })
