@@ -1,12 +1,13 @@
 /**
  * `npm run bench`: runs every benchmark and prints their tables.
- * Options: --quick for a short run; --only membership|raft|containers|dns; --peers 5,20 for the membership
+ * Options: --quick for a short run; --only membership|raft|containers|dns|simulate; --peers 5,20 for the membership
  * cluster sizes.
  */
 import { membershipBench } from './membership.ts'
 import { raftBench } from './raft.ts'
 import { containersBench } from './containers.ts'
 import { dnsBench } from './dns.ts'
+import { simulateBench } from './simulate.ts'
 
 const quick = process.argv.includes('--quick')
 const peersArg = process.argv[process.argv.indexOf('--peers') + 1]
@@ -17,3 +18,4 @@ if (only === undefined || only === 'raft') await raftBench({ phaseMs: quick ? 20
 if (only === undefined || only === 'membership') await membershipBench(sizes, quick ? 3 : 20, quick ? 10 : 100)
 if (only === undefined || only === 'containers') await containersBench({ containers: quick ? 10 : 50 })
 if (only === undefined || only === 'dns') await dnsBench(quick ? { seconds: 4, rounds: 2, latencyQps: 5000, latencySeconds: 2, loops: [1, 2] } : { seconds: 10, rounds: 5, latencyQps: 10000, latencySeconds: 5, loops: [1, 2] })
+if (only === undefined || only === 'simulate') await simulateBench(quick)

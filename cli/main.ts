@@ -7,6 +7,7 @@ import { eventsCommand, eventCommand } from './commands/events.ts'
 import { kvCommand, KV_USAGE } from './commands/kv.ts'
 import { lockCommand } from './commands/lock.ts'
 import { psCommand, hostsCommand, PS_USAGE } from './commands/ps.ts'
+import { simulateCommand, SIMULATE_USAGE } from './commands/simulate.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -27,6 +28,10 @@ Replicated key-value store (writes through Raft, reads from this peer's replica)
   kv watch [PREFIX] [--revision R]   one JSON line per change
   lock NAME [--ttl SECONDS] -- CMD   run CMD while holding the cluster-wide lock NAME
 
+Test before you trust (see 'shoal simulate --help'):
+  simulate --scenario NAME|all --seeds A..B [--nodes N] [--json]
+                     partitions, crashes and message faults against the real cores
+
   version            print the version
 `
 
@@ -40,6 +45,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   lock: lockCommand,
   ps: psCommand,
   hosts: hostsCommand,
+  simulate: simulateCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -57,7 +63,7 @@ async function main(argv: string[]): Promise<number> {
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
   if (own.includes('--help') || own.includes('-h')) {
-    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE }
+    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE }
     process.stdout.write(usage[command] === undefined ? USAGE : `${usage[command]}\n`)
     return 0
   }

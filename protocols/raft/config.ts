@@ -15,6 +15,16 @@ export const DEFAULT_MAX_PENDING_READ_INDEX_REQUESTS = 4096
 /** Default snapshot retry, in election timeouts, when the driver never reports a snapshot's fate. */
 export const DEFAULT_SNAPSHOT_TIMEOUT_ELECTIONS = 20
 
+/**
+ * Test-only switches that break the core on purpose, so that tests can prove
+ * the simulator's checkers catch the bug (a checker that never fails proves
+ * nothing). All off by default; never set them outside tests.
+ */
+export interface RaftTestingFaults {
+  /** Count a vote granted in an older term toward the current election (a classic Raft bug). */
+  readonly countStaleTermVotes?: boolean
+}
+
 /** Configuration of one Raft peer. */
 export interface RaftConfig {
   /** This peer's id. */
@@ -49,6 +59,8 @@ export interface RaftConfig {
   readonly snapshotTimeoutTicks?: number
   /** Refuse (rather than forward to the leader) proposals, reads and transfers made on a follower. */
   readonly disableProposalForwarding?: boolean
+  /** Test-only broken variants (see RaftTestingFaults); default: none. */
+  readonly testingFaults?: RaftTestingFaults
 }
 
 /** A RaftConfig with every default filled in and every bound checked. */
@@ -69,6 +81,7 @@ export interface ResolvedConfig {
   readonly maxPendingReadIndexRequests: number
   readonly snapshotTimeoutTicks: number
   readonly disableProposalForwarding: boolean
+  readonly testingFaults: RaftTestingFaults
 }
 
 /** Fills in defaults and checks bounds; an invalid configuration is a bug (RaftInvariantError). */
@@ -92,6 +105,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     maxPendingReadIndexRequests: config.maxPendingReadIndexRequests ?? DEFAULT_MAX_PENDING_READ_INDEX_REQUESTS,
     snapshotTimeoutTicks: config.snapshotTimeoutTicks ?? DEFAULT_SNAPSHOT_TIMEOUT_ELECTIONS * config.electionTicks,
     disableProposalForwarding: config.disableProposalForwarding ?? false,
+    testingFaults: config.testingFaults ?? {},
   }
   invariant(resolved.id.length > 0, 'id must not be empty')
   invariant(Number.isInteger(resolved.heartbeatTicks) && resolved.heartbeatTicks > 0, 'heartbeatTicks must be > 0')

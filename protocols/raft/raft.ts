@@ -8,7 +8,7 @@
 // Randomness comes only from the injected `random`.
 
 import { decodeConfChange, validateConfChange, type ConfChange } from './conf-change.ts'
-import { resolveConfig, type RaftConfig } from './config.ts'
+import { resolveConfig, type RaftConfig, type RaftTestingFaults } from './config.ts'
 import { RaftLog } from './log.ts'
 import {
   FORWARDED_TERM,
@@ -116,6 +116,8 @@ export class Raft {
   readonly snapshotTimeoutTicks: number
   /** Whether follower-side forwarding is off. */
   readonly disableProposalForwarding: boolean
+  /** Test-only broken variants (config.ts RaftTestingFaults); empty in real use. */
+  private readonly testingFaults: RaftTestingFaults
   private readonly random: () => number
 
   /** Restores a peer from `config.storage` as a follower. */
@@ -132,6 +134,7 @@ export class Raft {
     this.maxPendingReadIndexRequests = config.maxPendingReadIndexRequests
     this.snapshotTimeoutTicks = config.snapshotTimeoutTicks
     this.disableProposalForwarding = config.disableProposalForwarding
+    this.testingFaults = config.testingFaults
     this.log = new RaftLog(config.storage, config.maxCommittedBytesPerReady)
     this.trk = new ProgressTracker({ maxInflightMsgs: config.maxInflightMsgs, maxInflightBytes: config.maxInflightBytes })
     this.randomizedElectionTimeout = config.electionTicks
@@ -485,6 +488,11 @@ export class Raft {
         this.becomeFollower(m.term, fromLeader ? m.from : null)
       }
     } else if (m.term < this.term) {
+      if (this.testingFaults.countStaleTermVotes === true && m.type === 'vote-resp' && this.role === 'candidate') {
+        // Broken on purpose (test-only): a vote from an older election counts toward this one.
+        this.poll(m.from, !m.reject)
+        return
+      }
       if (m.type === 'heartbeat' || m.type === 'app' || m.type === 'snap') {
         // A leader of an older term is talking to us: maybe we advanced our term
         // while partitioned. Answer with our term so it steps down and a fresh
@@ -624,7 +632,12 @@ export class Raft {
         this.onSnapshot(m)
         return
       case 'prop':
-        if (this.canForwardFrom(m.from)) this.send({ ...m, from: this.id, to: this.lead as NodeId, term: FORWARDED_TERM })
+        // A proposal another peer forwarded to us (it took us for the leader) is
+        // dropped, not relayed: relayed, it reaches the leader from us, and the
+        // driver vouches for a proposal's origin by its sender, so it would
+        // commit under our name. Its proposer would never recognise it, and its
+        // retry would then conflict with it. The proposer retries once it knows
+        // the leader. (Found by the simulator: minority-partition, seed 17.)
         return
       case 'read-index':
         if (this.canForwardFrom(m.from)) this.send({ ...m, from: this.id, to: this.lead as NodeId, term: FORWARDED_TERM })

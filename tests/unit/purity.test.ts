@@ -28,6 +28,9 @@ const CORES = [
   'protocols/dns/zone.ts',
   'protocols/dns/store-records.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
+  // The simulator: everything but the worker-thread runner is deterministic.
+  ...tsFiles('simulations', /^(pool|worker)\.ts$/),
+  ...tsFiles('simulations/checkers'),
 ]
 const STATESTORE = tsFiles('storage/statestore')
 

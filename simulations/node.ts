@@ -1,0 +1,831 @@
+// One simulated peer: the daemon's consensus driver (node/raft-node.ts, with
+// node/store-machine.ts as its state machine) driving the very same RaftCore,
+// StateStore, LeaseClock and FailureDetector, with the edges replaced: ticks
+// come from this node's simulated clock, messages from the simulated network,
+// and the log lives on a simulated disk. The Ready order is the daemon's:
+//
+//   send a leader's replication (app, heartbeat, snap, timeout-now) ->
+//   persist (fsync when mustSync, which takes simulated time) -> send the rest
+//   (votes, acknowledgements) -> apply (snapshot, committed entries, conf
+//   changes) -> read states -> advance
+//
+// and, as in the daemon, step() and tick() keep running while a write is in
+// flight; their output waits for the next Ready. When a new leader becomes
+// known, waiting proposals and reads are re-attempted at once (raft-node
+// retryPending).
+//
+// Two driver-level broken variants exist only to prove the checkers can fail
+// (DriverFaults); both are off unless a test or `--inject` turns them on.
+
+import {
+  RaftCore,
+  decodeConfChange,
+  type ConfChange,
+  type ConfState,
+  type Entry,
+  type Message,
+  type MessageType,
+  type Ready,
+  type Snapshot,
+  type SoftState,
+} from '../protocols/raft/index.ts'
+import type { RaftTestingFaults } from '../protocols/raft/config.ts'
+import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
+import { StateStore, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
+import type { NodeClock } from './clock.ts'
+import type { DiskProfile, SimDisk } from './disk.ts'
+import type { Envelope } from './envelope.ts'
+import { LEASE_TIMER_MS, NodeLeases } from './leases.ts'
+import { AUTOPILOT_INTERVAL_MS, NodeMembership } from './membership.ts'
+import type { Rng } from './random.ts'
+import type { Scheduler } from './scheduler.ts'
+import type { Trace } from './trace.ts'
+
+/** Where a node is in its life. */
+export type NodeState = 'up' | 'paused' | 'crashed' | 'stopped'
+
+/** Broken variants of the driver (test-only; all off in a real run). */
+export interface DriverFaults {
+  /** Send a Ready's messages (votes, append acks) without waiting for its fsync; fsync lazily once a second. */
+  readonly ackBeforeFsync: boolean
+  /** Serve linearizable reads from the local replica, skipping ReadIndex. */
+  readonly localConsistentReads: boolean
+}
+
+/** No broken variant. */
+export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false }
+
+/** How every node of a cluster is set up (the daemon's defaults unless a scenario says otherwise). */
+export interface NodeSettings {
+  readonly tickMs: number
+  readonly electionTicks: number
+  readonly heartbeatTicks: number
+  readonly snapshotEveryEntries: number
+  readonly keepEntriesAfterSnapshot: number
+  /** How long a proposal or read waits on the node before failing (raft-node CLIENT_TIMEOUT_MS). */
+  readonly requestTimeoutMs: number
+  readonly disk: DiskProfile
+  readonly autopilot: AutopilotConfig
+  readonly faults: DriverFaults
+  readonly raftFaults: RaftTestingFaults | undefined
+}
+
+/** Hooks through which the safety checker watches every node. */
+export interface RaftObserver {
+  /** After every input handled by the node (core invariants). */
+  afterInput(node: SimNode): void
+  /** A Ready's durable part is about to be written. */
+  persisted(node: SimNode, rd: Ready): void
+  /** A message leaves the node. */
+  sent(node: SimNode, m: Message): void
+  /** A committed entry is applied. */
+  applied(node: SimNode, entry: Entry): void
+  /** A batch of entries was applied (state-machine invariants). */
+  appliedBatch(node: SimNode): void
+  /** A leader's snapshot replaced the node's state. */
+  snapshotInstalled(node: SimNode, snapshot: Snapshot): void
+  /** Leader or role changed. */
+  roleChanged(node: SimNode, soft: SoftState): void
+}
+
+/** What a node needs from the simulated world. */
+export interface NodeHost {
+  readonly scheduler: Scheduler
+  readonly trace: Trace
+  readonly observer: RaftObserver
+  /** Puts an envelope on the network. */
+  send(from: string, to: string, envelope: Envelope): void
+  /** Ids the failure detector joins through. */
+  seeds(selfId: string): string[]
+  /** Counts something that happened, for the run's summary. */
+  count(what: string): void
+}
+
+/** The node's own random streams, one per concern. */
+export interface NodeRngs {
+  /** Election jitter of the Raft core. */
+  readonly raft: Rng
+  /** The failure detector's probe order. */
+  readonly swim: Rng
+  /** Timer jitter. */
+  readonly timer: Rng
+  /** fsync latency and crash damage. */
+  readonly disk: Rng
+}
+
+/** What became of a proposal, as its client hears it. */
+export type ProposalOutcome =
+  /** Applied on this node with `result`, at `index`. */
+  | { readonly kind: 'applied'; readonly result: ApplyResult; readonly index: number }
+  /** Refused by the core ("write refused: reason", raft-node attemptProposal). */
+  | { readonly kind: 'refused'; readonly reason: string }
+  /** Not applied here within the request timeout; it may still commit. */
+  | { readonly kind: 'timeout' }
+  /** The node crashed or stopped with the proposal pending; it may still commit. */
+  | { readonly kind: 'lost' }
+  /** The node was down when asked: nothing was proposed. */
+  | { readonly kind: 'unavailable' }
+
+interface PendingProposal {
+  readonly data: Uint8Array
+  readonly deadlineMs: number
+  lastAttemptMs: number
+  readonly onDone: (outcome: ProposalOutcome) => void
+}
+
+interface PendingRead {
+  index: number | null
+  readonly deadlineMs: number
+  lastAttemptMs: number
+  readonly onDone: (ok: boolean) => void
+}
+
+interface PendingKeepAlive {
+  readonly sentMs: number
+  readonly onDone: (ok: boolean) => void
+}
+
+/** Bound on proposals waiting on one node (raft-node PENDING_PROPOSALS_MAX). */
+const PENDING_PROPOSALS_MAX = 65_536
+/** Bound on linearizable reads waiting on one node (raft-node PENDING_READS_MAX). */
+const PENDING_READS_MAX = 4096
+/** Bound on keep-alives waiting for the leader's answer. */
+const PENDING_KEEPALIVES_MAX = 1024
+/** A keep-alive unanswered this long is given up. */
+const KEEPALIVE_TIMEOUT_MS = 2000
+/** How long a leaving voter waits to be removed from the voters (peer.ts LEAVE_VOTERS_TIMEOUT_MS). */
+const LEAVE_VOTERS_TIMEOUT_MS = 5000
+/** Bound on inputs queued while a node is paused (a full socket buffer drops the rest). */
+const STALLED_INPUTS_MAX = 20_000
+/** Which cores an input touches: their invariants are checked and their outputs drained after it. */
+const RAFT = 1
+const SWIM = 2
+const BOTH = RAFT | SWIM
+
+/** Bound on Ready rounds handled in one go (a livelock detector). */
+const READY_ROUNDS_MAX = 10_000
+/** The ack-before-fsync variant syncs this often ("fsync every second"). */
+const LAZY_FSYNC_INTERVAL_MS = 1000
+/** The daemon's Raft bounds (raft-node.ts). */
+const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024
+const MAX_INFLIGHT_MSGS = 256
+const MAX_UNCOMMITTED_ENTRIES_BYTES = 64 * 1024 * 1024
+
+/** Messages only a leader sends, which go out before its own fsync (raft-node SENT_BEFORE_PERSIST, thesis §10.2.1). */
+const SENT_BEFORE_PERSIST: ReadonlySet<MessageType> = new Set<MessageType>(['app', 'heartbeat', 'snap', 'timeout-now'])
+
+/** The proposal key the driver matches applied entries by (store-machine proposalKey). */
+export function proposalKey(origin: string, requestId: string): string {
+  return `${origin}/${requestId}`
+}
+
+/** One simulated peer. */
+export class SimNode {
+  /** The peer id (also its SWIM id and its commands' origin). */
+  readonly id: string
+  /** This node's clock. */
+  readonly clock: NodeClock
+  /** Survives crashes. */
+  readonly disk: SimDisk
+  /** Where the node is in its life. */
+  state: NodeState = 'up'
+  /** The Raft core of the current life. */
+  core!: RaftCore
+  /** The state machine of the current life. */
+  store!: StateStore
+  /** Last entry applied to the store. */
+  appliedIndex = 0
+  /** Membership as of the applied index. */
+  confState: ConfState = { voters: [], learners: [] }
+  /** Leader and role as of the last Ready. */
+  soft: SoftState = { lead: null, role: 'follower' }
+  /** Crashes and restarts so far; callbacks of an earlier life are ignored. */
+  generation = 0
+
+  private readonly host: NodeHost
+  private readonly settings: NodeSettings
+  private readonly rngs: NodeRngs
+  private leases!: NodeLeases
+  private membership!: NodeMembership
+  private snapshotIndex = 0
+  private proposals = new Map<string, PendingProposal>()
+  private reads = new Map<string, PendingRead>()
+  private keepalives = new Map<number, PendingKeepAlive>()
+  private stalled: Array<[number, () => void]> = []
+  private missedTick = false
+  private lazySyncScheduled = false
+  private counter = 0
+  private lastLeaseTimerMs = 0
+  private lastAutopilotMs = 0
+  private lastLead: string | null = null
+
+  /** Boots a node from `disk` and starts its timer. */
+  constructor(init: { id: string; clock: NodeClock; disk: SimDisk; host: NodeHost; settings: NodeSettings; rngs: NodeRngs }) {
+    this.id = init.id
+    this.clock = init.clock
+    this.disk = init.disk
+    this.host = init.host
+    this.settings = init.settings
+    this.rngs = init.rngs
+    this.boot()
+    this.scheduleTick()
+  }
+
+  /** The node's wall clock now, in ms. */
+  nowMs(): number {
+    return this.clock.localMs(this.host.scheduler.nowUs)
+  }
+
+  /** The Raft core's own consistency checks. */
+  assertRaftInvariants(): void {
+    this.core.assertInvariants()
+  }
+
+  /** The failure detector's own consistency checks. */
+  assertSwimInvariants(): void {
+    this.membership.assertInvariants()
+  }
+
+  /** Whether the node runs (paused counts: it is alive, only stalled). */
+  get alive(): boolean {
+    return this.state === 'up' || this.state === 'paused'
+  }
+
+  // ------------------------------------------------------------ inputs
+
+  /** An envelope arrives from the network. */
+  receive(from: string, envelope: Envelope): void {
+    const kind = envelope.kind === 'swim' ? SWIM : RAFT
+    if (this.state !== 'up') {
+      this.input(kind, () => this.onEnvelope(from, envelope))
+      return
+    }
+    // The common case without a closure: the same steps as input().
+    this.onEnvelope(from, envelope)
+    this.afterInput(kind)
+  }
+
+  /** The transport noticed that `envelope` to `to` could not be delivered. */
+  undeliverable(to: string, envelope: Envelope): void {
+    this.input(envelope.kind === 'swim' ? SWIM : RAFT, () => {
+      if (envelope.kind === 'raft') {
+        if (envelope.message.type === 'snap') this.core.reportSnapshot(to, false)
+        this.core.reportUnreachable(to)
+      } else if (envelope.kind === 'swim') {
+        this.membership.unreachable(to, this.nowMs())
+      }
+    })
+  }
+
+  /**
+   * Proposes a command's bytes (RaftNode.propose): `onDone` hears once, when
+   * the entry is applied here, refused, timed out or lost with the node.
+   */
+  propose(data: Uint8Array, key: string, onDone: (outcome: ProposalOutcome) => void): void {
+    if (!this.alive) {
+      onDone({ kind: 'unavailable' })
+      return
+    }
+    this.input(RAFT, () => {
+      if (this.proposals.has(key)) return onDone({ kind: 'refused', reason: 'a proposal with this key is already waiting' })
+      if (this.proposals.size >= PENDING_PROPOSALS_MAX) return onDone({ kind: 'refused', reason: 'too many writes in flight' })
+      this.proposals.set(key, { data, deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
+      this.attemptProposal(key)
+    })
+  }
+
+  /** Resolves when a linearizable read may be served here (RaftNode.linearizableRead); false on timeout or crash. */
+  linearizableRead(onDone: (ok: boolean) => void): void {
+    if (!this.alive) {
+      onDone(false)
+      return
+    }
+    this.input(RAFT, () => {
+      if (this.settings.faults.localConsistentReads) return onDone(true)
+      if (this.reads.size >= PENDING_READS_MAX) return onDone(false)
+      const context = this.freshId('r')
+      this.reads.set(context, { index: null, deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
+      this.attemptRead(context)
+    })
+  }
+
+  /** Renews lease `leaseId` (owned by this node) with the leader; `onDone(true)` once the leader renewed it. */
+  keepAlive(leaseId: number, onDone: (ok: boolean) => void): void {
+    if (!this.alive) {
+      onDone(false)
+      return
+    }
+    this.input(RAFT, () => {
+      if (this.soft.role === 'leader') {
+        this.renewAsLeader(this.id, leaseId, onDone)
+        return
+      }
+      const lead = this.soft.lead
+      if (lead === null || this.keepalives.size >= PENDING_KEEPALIVES_MAX) return onDone(false)
+      const id = ++this.counter
+      this.keepalives.set(id, { sentMs: this.nowMs(), onDone })
+      this.host.send(this.id, lead, { kind: 'keepalive', id, leaseId })
+    })
+  }
+
+  // ------------------------------------------------------------ faults
+
+  /** Power loss: unsynced writes are lost (maybe torn); everything in memory is gone. */
+  crash(): void {
+    if (this.state === 'crashed' || this.state === 'stopped') return
+    this.generation++
+    this.state = 'crashed'
+    const report = this.disk.crash(this.rngs.disk, this.settings.disk)
+    if (report.torn) this.host.count('torn-record')
+    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} crashes (disk: ${report.lost} unsynced record(s) lost${report.torn ? ', last surviving record torn' : ''}${report.survived > 0 ? `, ${report.survived} unsynced survived` : ''})`)
+    this.dropEverything()
+  }
+
+  /** Restarts a crashed or stopped node from its disk. */
+  restart(): void {
+    if (this.state !== 'crashed' && this.state !== 'stopped') return
+    this.generation++
+    this.disk.recover()
+    this.boot()
+    this.state = 'up'
+    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} restarts from disk (snapshot ${this.snapshotIndex}, log ${this.disk.storage.firstIndex()}..${this.disk.storage.lastIndex()}, term ${this.core.status().term})`)
+    this.scheduleTick()
+    this.input(BOTH, () => undefined)
+  }
+
+  /** A stall (a long GC pause): no timer fires and inputs queue up until resume(). */
+  pause(): void {
+    if (this.state !== 'up') return
+    this.state = 'paused'
+  }
+
+  /** Ends a stall: queued inputs run in arrival order, then one late tick. */
+  resume(): void {
+    if (this.state !== 'paused') return
+    this.state = 'up'
+    const backlog = this.stalled
+    this.stalled = []
+    for (const [kind, fn] of backlog) this.input(kind, fn)
+    if (this.missedTick) {
+      this.missedTick = false
+      this.input(BOTH, () => this.onTick())
+    }
+  }
+
+  /**
+   * Graceful stop (Peer.stop, leaveVoters): a leader hands over and waits up
+   * to two election timeouts for it; then the leave is announced, a voter
+   * waits up to LEAVE_VOTERS_TIMEOUT_MS to be removed from the voters, and
+   * the node stops.
+   */
+  leave(): void {
+    if (this.state !== 'up') return
+    const removable = (): boolean => this.confState.voters.includes(this.id) && this.confState.voters.length > 1
+    const voter = removable()
+    this.input(RAFT, () => {
+      const st = this.core.status()
+      if (voter && st.role === 'leader') this.core.transferLeadership()
+    })
+    const pollUs = this.settings.tickMs * 500
+    const handOffDeadlineUs = this.host.scheduler.nowUs + 2 * this.settings.electionTicks * this.settings.tickMs * 1000
+    let removalDeadlineUs: number | null = null
+    const gen = this.generation
+    const poll = (): void => {
+      if (gen !== this.generation || this.state === 'crashed' || this.state === 'stopped') return
+      const now = this.host.scheduler.nowUs
+      if (this.state === 'up' && removalDeadlineUs === null && (!voter || this.soft.role !== 'leader' || now >= handOffDeadlineUs)) {
+        this.membership.leave(this.nowMs())
+        this.drainMembership()
+        removalDeadlineUs = now + LEAVE_VOTERS_TIMEOUT_MS * 1000
+      }
+      if (this.state === 'up' && removalDeadlineUs !== null && (!removable() || now >= removalDeadlineUs)) {
+        // A clean shutdown: the storage is closed after the last write, nothing is lost.
+        this.disk.sync()
+        this.state = 'stopped'
+        this.generation++
+        this.host.trace.note(now, 'fault', `${this.id} has left and stopped${removable() ? ' (still a voter)' : ''}`)
+        this.dropEverything()
+        return
+      }
+      this.host.scheduler.after(pollUs, poll)
+    }
+    this.host.scheduler.after(pollUs, poll)
+  }
+
+  // ------------------------------------------------------------ driving
+
+  /**
+   * Runs an input (RaftNode.input), then checks the invariants of the cores it
+   * touched (`kind`) and drains their outputs; queued while paused, dropped when down.
+   */
+  private input(kind: number, fn: () => void): void {
+    if (this.state === 'paused') {
+      if (this.stalled.length < STALLED_INPUTS_MAX) this.stalled.push([kind, fn])
+      return
+    }
+    if (this.state !== 'up') return
+    fn()
+    this.afterInput(kind)
+  }
+
+  /** After an input: check the invariants of the cores it touched, then drain their outputs. */
+  private afterInput(kind: number): void {
+    if ((kind & RAFT) !== 0) {
+      this.host.observer.afterInput(this)
+      this.process()
+    }
+    if ((kind & SWIM) !== 0) {
+      this.assertSwimInvariants()
+      this.drainMembership()
+    }
+  }
+
+  private scheduleTick(): void {
+    const gen = this.generation
+    const delayUs = this.clock.timerDelayUs(this.settings.tickMs, this.rngs.timer)
+    this.host.scheduler.after(delayUs, () => {
+      if (gen !== this.generation) return
+      if (this.state === 'paused') this.missedTick = true
+      else this.input(BOTH, () => this.onTick())
+      if (this.state === 'up' || this.state === 'paused') this.scheduleTick()
+    })
+  }
+
+  private onTick(): void {
+    const now = this.nowMs()
+    this.core.tick()
+    this.retryWaiting(now)
+    this.membership.tick(now)
+    if (now - this.lastLeaseTimerMs >= LEASE_TIMER_MS) {
+      this.lastLeaseTimerMs = now
+      for (const id of this.leases.onTimer(this.soft.role === 'leader', now)) {
+        this.host.trace.note(this.host.scheduler.nowUs, 'lease', `${this.id} (leader) revokes expired lease ${id}`)
+        this.proposeOwn({ type: 'leaseRevoke', id }, true)
+      }
+    }
+    if (now - this.lastAutopilotMs >= AUTOPILOT_INTERVAL_MS) {
+      this.lastAutopilotMs = now
+      this.runAutopilot(now)
+    }
+  }
+
+  private runAutopilot(now: number): void {
+    if (this.soft.role !== 'leader') return
+    const change = this.membership.autopilot(this.id, this.core.status(), now, this.settings.autopilot)
+    if (change === null) return
+    const result = this.core.proposeConfChange(change)
+    if (result.ok) this.host.count('conf-change')
+    if (result.ok) this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (autopilot) proposes ${describeChange(change)}`)
+  }
+
+  private onEnvelope(from: string, e: Envelope): void {
+    switch (e.kind) {
+      case 'raft':
+        this.core.step(e.message.type === 'prop' ? this.authorizeProposal(e.message) : e.message)
+        return
+      case 'swim':
+        this.membership.step(from, e.message, this.nowMs())
+        return
+      case 'keepalive':
+        this.renewAsLeader(from, e.leaseId, (ok) => this.host.send(this.id, from, { kind: 'keepalive-ack', id: e.id, ok }))
+        return
+      case 'keepalive-ack': {
+        const pending = this.keepalives.get(e.id)
+        if (pending === undefined) return
+        this.keepalives.delete(e.id)
+        pending.onDone(e.ok)
+        return
+      }
+    }
+  }
+
+  /**
+   * Leader side of a keep-alive: renew only after confirming leadership with a
+   * ReadIndex round (etcd's LeaseRenew does the same, ensureLeadership), so a
+   * deposed leader cannot stretch a session past what the new leader grants.
+   */
+  private renewAsLeader(from: string, leaseId: number, reply: (ok: boolean) => void): void {
+    if (this.soft.role !== 'leader') return reply(false)
+    this.linearizableRead((ok) => {
+      if (!ok || this.soft.role !== 'leader') return reply(false)
+      reply(this.leases.keepAlive(this.store, from, leaseId, this.nowMs()).ok)
+    })
+  }
+
+  /** A forwarded proposal vetted as the daemon vets it (RaftNode.authorizeProposal + StoreMachine.authorizeForwarded). */
+  private authorizeProposal(m: Extract<Message, { type: 'prop' }>): Message {
+    const entries = m.entries.flatMap((e) => {
+      if (e.type !== 'normal') return []
+      const decoded = decodeCommand(e.data)
+      if (!decoded.ok) return []
+      const { asLeader: _dropped, ...rest } = decoded.command
+      return [{ type: e.type, data: encodeCommand({ ...rest, origin: m.from }) }]
+    })
+    return { ...m, entries }
+  }
+
+  /** Handles Readys until there are none, or a write waits for its fsync (RaftNode.process). */
+  private process(): void {
+    for (let round = 0; this.state === 'up' && !this.disk.writing && this.core.hasReady(); round++) {
+      if (round >= READY_ROUNDS_MAX) throw new Error(`${this.id}: Ready did not quiesce`)
+      const rd = this.core.ready()
+      if (rd.softState !== undefined) this.onSoftState(rd.softState)
+      for (const m of rd.messages) if (SENT_BEFORE_PERSIST.has(m.type)) this.sendRaft(m)
+      if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+        this.host.observer.persisted(this, rd)
+        const sync = rd.mustSync && !this.settings.faults.ackBeforeFsync
+        this.disk.write(rd, sync)
+        if (sync) {
+          const gen = this.generation
+          const latencyUs = this.rngs.disk.between(this.settings.disk.fsyncMinUs, this.settings.disk.fsyncMaxUs)
+          this.host.scheduler.after(latencyUs, () => this.onSynced(gen, rd))
+          return
+        }
+        if (rd.mustSync) this.scheduleLazySync()
+      }
+      this.finish(rd)
+    }
+  }
+
+  /** The fsync of `rd` finished: it is durable; the driver goes on with send, apply, advance. */
+  private onSynced(gen: number, rd: Ready): void {
+    if (gen !== this.generation) return
+    this.disk.sync()
+    if (this.state === 'paused') {
+      // The kernel finished the write, but the process runs again only after the stall.
+      this.stalled.push([RAFT, () => this.finish(rd)])
+      return
+    }
+    this.input(RAFT, () => this.finish(rd))
+  }
+
+  private scheduleLazySync(): void {
+    if (this.lazySyncScheduled) return
+    this.lazySyncScheduled = true
+    const gen = this.generation
+    this.host.scheduler.after(LAZY_FSYNC_INTERVAL_MS * 1000, () => {
+      if (gen !== this.generation) return
+      this.lazySyncScheduled = false
+      if (!this.disk.writing) this.disk.sync()
+    })
+  }
+
+  /** Steps 2-4 of the Ready contract: send, apply, serve reads, advance; then maybe snapshot. */
+  private finish(rd: Ready): void {
+    for (const m of rd.messages) if (!SENT_BEFORE_PERSIST.has(m.type)) this.sendRaft(m)
+    if (rd.snapshot !== undefined) this.installSnapshot(rd.snapshot)
+    let applied = false
+    for (const e of rd.committedEntries) {
+      if (e.index <= this.appliedIndex) continue
+      this.host.observer.applied(this, e)
+      this.applyEntry(e)
+      this.appliedIndex = e.index
+      applied = true
+    }
+    if (applied) this.host.observer.appliedBatch(this)
+    for (const rs of rd.readStates) {
+      const read = this.reads.get(decodeContext(rs.context))
+      if (read !== undefined) read.index = rs.index
+    }
+    this.settleReads()
+    this.core.advance(rd)
+    this.maybeSnapshot()
+  }
+
+  private sendRaft(m: Message): void {
+    this.host.observer.sent(this, m)
+    this.host.send(this.id, m.to, { kind: 'raft', message: m })
+  }
+
+  private installSnapshot(snapshot: Snapshot): void {
+    this.store = restoreStore(snapshot.data, snapshot.metadata.index)
+    this.appliedIndex = snapshot.metadata.index
+    this.snapshotIndex = snapshot.metadata.index
+    this.confState = snapshot.metadata.confState
+    this.leases.onRestored(this.store, this.nowMs())
+    this.host.observer.snapshotInstalled(this, snapshot)
+    this.host.count('snapshot-install')
+    this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} installs snapshot ${snapshot.metadata.index} (term ${snapshot.metadata.term}) from the leader`)
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.type === 'conf-change') {
+      const cc = decodeConfChange(e.data)
+      if (cc !== undefined) {
+        this.confState = this.core.applyConfChange(cc)
+        this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} applies ${describeChange(cc)} at ${e.index} (voters ${this.confState.voters.join(',')}${this.confState.learners.length > 0 ? `; learners ${this.confState.learners.join(',')}` : ''})`)
+      }
+      this.store.applyNoop(e.index)
+      return
+    }
+    if (e.data.byteLength === 0) {
+      this.store.applyNoop(e.index)
+      return
+    }
+    // Decoded once here (StoreMachine decodes twice; the result is the same).
+    const decoded = decodeCommand(e.data)
+    if (!decoded.ok) {
+      this.store.applyEntry(e.index, e.data)
+      return
+    }
+    const result = this.store.apply(e.index, decoded.command)
+    this.leases.onCommand(decoded.command, result, this.nowMs())
+    const key = proposalKey(decoded.command.origin, decoded.command.requestId)
+    const pending = this.proposals.get(key)
+    if (pending !== undefined) {
+      this.proposals.delete(key)
+      pending.onDone({ kind: 'applied', result, index: e.index })
+    }
+  }
+
+  private onSoftState(soft: SoftState): void {
+    const before = this.soft
+    this.soft = soft
+    this.host.observer.roleChanged(this, soft)
+    if (before.role !== soft.role || before.lead !== soft.lead) {
+      this.host.trace.note(this.host.scheduler.nowUs, 'role', `${this.id} is ${soft.role} in term ${this.core.status().term}${soft.lead !== null && soft.lead !== this.id ? `, leader ${soft.lead}` : ''}`)
+    }
+    if (soft.lead !== null && soft.lead !== this.lastLead) {
+      // A new leader: what waited on the old one goes to it now (raft-node retryPending, queued as a microtask there).
+      this.lastLead = soft.lead
+      const gen = this.generation
+      this.host.scheduler.after(0, () => {
+        if (gen === this.generation) this.input(RAFT, () => this.retryPending())
+      })
+    }
+  }
+
+  /** Re-attempts every waiting proposal and unconfirmed read at once (raft-node retryPending). */
+  private retryPending(): void {
+    for (const key of [...this.proposals.keys()]) this.attemptProposal(key)
+    for (const [context, r] of [...this.reads]) if (r.index === null) this.attemptRead(context)
+  }
+
+  private settleReads(): void {
+    for (const [context, read] of this.reads) {
+      if (read.index !== null && read.index <= this.appliedIndex) {
+        this.reads.delete(context)
+        read.onDone(true)
+      }
+    }
+  }
+
+  private attemptProposal(key: string): void {
+    const p = this.proposals.get(key)
+    if (p === undefined) return
+    p.lastAttemptMs = this.nowMs()
+    const result = this.core.propose(p.data)
+    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'transfer-in-progress') {
+      this.proposals.delete(key)
+      p.onDone({ kind: 'refused', reason: result.reason })
+    }
+  }
+
+  private attemptRead(context: string): void {
+    const r = this.reads.get(context)
+    if (r === undefined) return
+    r.lastAttemptMs = this.nowMs()
+    const result = this.core.readIndex(encodeContext(context))
+    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'not-leader') {
+      this.reads.delete(context)
+      r.onDone(false)
+    }
+  }
+
+  /** Every tick: fail what waited too long, re-attempt what may have been lost (RaftNode.retryWaiting). */
+  private retryWaiting(now: number): void {
+    const retryAfterMs = this.settings.electionTicks * this.settings.tickMs
+    for (const [key, p] of this.proposals) {
+      if (now >= p.deadlineMs) {
+        this.proposals.delete(key)
+        p.onDone({ kind: 'timeout' })
+      } else if (now - p.lastAttemptMs >= retryAfterMs) {
+        this.attemptProposal(key)
+      }
+    }
+    for (const [context, r] of this.reads) {
+      if (now >= r.deadlineMs) {
+        this.reads.delete(context)
+        r.onDone(false)
+      } else if (r.index === null && now - r.lastAttemptMs >= retryAfterMs) {
+        this.attemptRead(context)
+      }
+    }
+    for (const [id, k] of this.keepalives) {
+      if (now - k.sentMs >= KEEPALIVE_TIMEOUT_MS) {
+        this.keepalives.delete(id)
+        k.onDone(false)
+      }
+    }
+  }
+
+  /** Snapshot every N applied entries, keeping some behind it (RaftNode.maybeSnapshot). */
+  private maybeSnapshot(): void {
+    if (this.appliedIndex - this.snapshotIndex < this.settings.snapshotEveryEntries || this.core.status().leaving) return
+    const index = this.appliedIndex
+    this.disk.createSnapshot(index, this.confState, this.store.snapshot())
+    this.snapshotIndex = index
+    const compactTo = index - this.settings.keepEntriesAfterSnapshot
+    if (compactTo >= this.disk.storage.firstIndex()) this.disk.compact(compactTo)
+  }
+
+  /** Proposes a command this node originates (lease revokes), answered to nobody. */
+  private proposeOwn(request: Command['request'], asLeader: boolean): void {
+    const requestId = this.freshId('own')
+    const command: Command = asLeader ? { origin: this.id, requestId, asLeader: true, request } : { origin: this.id, requestId, request }
+    const key = proposalKey(this.id, requestId)
+    this.proposals.set(key, { data: encodeCommand(command), deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone: () => undefined })
+    this.attemptProposal(key)
+  }
+
+  private drainMembership(): void {
+    if (this.state !== 'up') return
+    const out = this.membership.drain()
+    for (const m of out.messages) this.host.send(this.id, m.to, { kind: 'swim', message: m.message })
+    for (const c of out.changes) {
+      if (c.peerId === this.id) continue
+      this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} sees ${c.peerId} ${c.state}${c.previous === null ? '' : ` (was ${c.previous})`}`)
+      // peer.ts: a voter that leaves waits to be removed; autopilot runs at once.
+      if (c.state === 'left') this.runAutopilot(this.nowMs())
+    }
+  }
+
+  /** Everything in memory is gone; waiting clients hear so. */
+  private dropEverything(): void {
+    const proposals = [...this.proposals.values()]
+    const reads = [...this.reads.values()]
+    const keepalives = [...this.keepalives.values()]
+    this.proposals = new Map()
+    this.reads = new Map()
+    this.keepalives = new Map()
+    this.stalled = []
+    this.missedTick = false
+    this.lazySyncScheduled = false
+    for (const p of proposals) p.onDone({ kind: 'lost' })
+    for (const r of reads) r.onDone(false)
+    for (const k of keepalives) k.onDone(false)
+  }
+
+  /** Builds this life's core, store, leases and membership from the disk (RaftNode.start). */
+  private boot(): void {
+    const storage = this.disk.storage
+    const snap = storage.snapshot()
+    this.store = snap.metadata.index > 0 ? restoreStore(snap.data, snap.metadata.index) : new StateStore()
+    this.appliedIndex = snap.metadata.index
+    this.snapshotIndex = snap.metadata.index
+    this.confState = storage.initialState().confState
+    const raftRng = this.rngs.raft
+    this.core = new RaftCore({
+      id: this.id,
+      storage,
+      electionTicks: this.settings.electionTicks,
+      heartbeatTicks: this.settings.heartbeatTicks,
+      applied: this.appliedIndex,
+      random: () => raftRng.next(),
+      maxSizePerMsgBytes: MAX_SIZE_PER_MSG_BYTES,
+      maxInflightMsgs: MAX_INFLIGHT_MSGS,
+      maxUncommittedEntriesBytes: MAX_UNCOMMITTED_ENTRIES_BYTES,
+      ...(this.settings.raftFaults === undefined ? {} : { testingFaults: this.settings.raftFaults }),
+    })
+    this.soft = { lead: null, role: 'follower' }
+    this.lastLead = null
+    const now = this.nowMs()
+    this.leases = new NodeLeases()
+    this.leases.onRestored(this.store, now)
+    const swimRng = this.rngs.swim
+    this.membership = new NodeMembership(this.id, now, () => swimRng.next(), this.host.seeds(this.id))
+    this.lastLeaseTimerMs = now
+    this.lastAutopilotMs = now
+    this.proposals = new Map()
+    this.reads = new Map()
+    this.keepalives = new Map()
+    this.stalled = []
+  }
+
+  /** A request id or read context unique to this node, across lives. */
+  private freshId(kind: string): string {
+    return `${this.id}.${this.generation}.${kind}${++this.counter}`
+  }
+}
+
+function restoreStore(data: Uint8Array, index: number): StateStore {
+  const restored = StateStore.restore(data)
+  if (!restored.ok) throw new Error(`snapshot at index ${index} does not restore: ${restored.message}`)
+  return restored.store
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+function encodeContext(context: string): Uint8Array {
+  return encoder.encode(context)
+}
+
+function decodeContext(bytes: Uint8Array): string {
+  return decoder.decode(bytes)
+}
+
+/** "add-voter n4"-style text of a conf change. */
+export function describeChange(cc: ConfChange): string {
+  return `${cc.type} ${cc.nodeId}`
+}

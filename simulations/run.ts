@@ -1,0 +1,376 @@
+// Runs one seed of one scenario, start to verdict, VOPR-style:
+//
+//   1. safety phase: the workload runs while the scenario's faults fire; the
+//      Raft safety checker watches every step and stops the run at a breach;
+//   2. heal: the network is made whole, paused nodes resume, crashed ones
+//      restart (nodes that left stay gone);
+//   3. liveness phase: a leader must appear and a probe write must commit
+//      within LIVENESS_BOUND_MS; then replicas converge and every key gets a
+//      final consistent read;
+//   4. end-of-run checks on the history: acknowledged writes kept, no phantom
+//      reads, replicas agree, linearizability, lock safety.
+//
+// Everything here is deterministic: the same options give the same trace,
+// digest and verdict in any process.
+
+import { LAN_PROFILE } from './network.ts'
+import { SSD_PROFILE } from './disk.ts'
+import { SimCluster } from './cluster.ts'
+import { ClientApi, KV_PREFIX } from './client-api.ts'
+import { History, describeOp, type KvOp } from './history.ts'
+import { NO_DRIVER_FAULTS, type NodeSettings } from './node.ts'
+import { stream } from './random.ts'
+import { DEFAULT_CLOCK, scenarioByName, type FaultContext } from './scenarios.ts'
+import { SchedulerBoundError } from './scheduler.ts'
+import { formatTime } from './trace.ts'
+import { DEFAULT_WORKLOAD, Workload } from './workload.ts'
+import { checkAcknowledgedWrites, checkNoPhantomReads, checkReplicasAgree } from './checkers/durability.ts'
+import { checkHistory } from './checkers/linearizability.ts'
+import { checkLiveness, type LivenessObservation } from './checkers/liveness.ts'
+import { checkLocks } from './checkers/locks.ts'
+import { ViolationError, type Violation } from './checkers/violation.ts'
+
+/** Broken variants a run can inject, to prove the checkers catch them (test-only). */
+export type Injection = 'count-stale-votes' | 'ack-before-fsync' | 'local-consistent-reads'
+
+/** Every injection, with what it breaks. */
+export const INJECTIONS: Readonly<Record<Injection, string>> = {
+  'count-stale-votes': 'the Raft core counts a vote granted in an older term (RaftTestingFaults.countStaleTermVotes)',
+  'ack-before-fsync': 'the driver sends votes and append acks before their fsync and syncs once a second',
+  'local-consistent-reads': 'the driver serves consistent reads from the local replica without ReadIndex',
+}
+
+/** What to run. */
+export interface RunOptions {
+  readonly scenario: string
+  readonly nodes: number
+  readonly seed: number
+  readonly inject?: readonly Injection[]
+  /** Keep a readable timeline. */
+  readonly trace?: boolean
+  /** Run the StateStore's own invariant checks after every applied batch (default true). */
+  readonly checkStore?: boolean
+}
+
+/** Counters of one run. */
+export interface RunStats {
+  readonly events: number
+  readonly messages: number
+  readonly dropped: number
+  readonly duplicated: number
+  readonly ops: number
+  readonly acked: number
+  readonly unknown: number
+  readonly leaders: number
+  readonly lockHolds: number
+  /** Keys whose linearizability search hit its step bound (neither proved nor refuted). */
+  readonly inconclusiveKeys: number
+  /** Simulated ms from healing to the first leader and to the first committed write. */
+  readonly leaderAfterHealMs: number | null
+  readonly commitAfterHealMs: number | null
+  /** What happened how often: faults (crash, partition, ...), snapshot installs, membership changes, replays. */
+  readonly counts: Readonly<Record<string, number>>
+}
+
+/** The verdict of one run. */
+export interface RunResult {
+  readonly scenario: string
+  readonly nodes: number
+  readonly seed: number
+  readonly inject: readonly Injection[]
+  readonly violations: readonly Violation[]
+  readonly simulatedUs: number
+  /** A hash of the run's whole trace: equal options give equal digests. */
+  readonly digest: string
+  readonly stats: RunStats
+  /** The readable timeline (empty unless `trace`). */
+  readonly traceLines: readonly string[]
+}
+
+/** After healing, a leader and a committed write must appear within this (simulated). */
+export const LIVENESS_BOUND_MS = 10_000
+/** How long replicas get to converge after the probe write (a lost snapshot is retried after 20 election timeouts). */
+const CONVERGE_MAX_MS = 30_000
+/** Bound on events per phase of a run (a whole run takes 5-50 thousand): past it the run is reported as a livelock. */
+const EVENTS_MAX = 5_000_000
+/** A probe or final-read attempt is abandoned after this long and retried through another node. */
+const PROBE_TIMEOUT_MS = 1_000
+/** Attempts at a final read per key. */
+const FINAL_READ_ATTEMPTS = 10
+
+/** The daemon's settings (raft-node.ts, peer.ts) except snapshots, taken more often so compaction is exercised. */
+export const DEFAULT_NODE_SETTINGS: NodeSettings = {
+  tickMs: 50,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  snapshotEveryEntries: 500,
+  keepEntriesAfterSnapshot: 200,
+  requestTimeoutMs: 5_000,
+  disk: SSD_PROFILE,
+  autopilot: { deadGraceMs: 30_000, caughtUpLagEntries: 128 },
+  faults: NO_DRIVER_FAULTS,
+  raftFaults: undefined,
+}
+
+/** The command that replays one failing run with its timeline. */
+export function replayCommand(scenario: string, nodes: number, seed: number, inject: readonly Injection[] = []): string {
+  return `shoal simulate --scenario ${scenario} --nodes ${nodes} --seeds ${seed}..${seed}${inject.map((i) => ` --inject ${i}`).join('')} --trace`
+}
+
+/** Runs one seed of one scenario. */
+export function runSeed(options: RunOptions): RunResult {
+  const scenario = scenarioByName(options.scenario)
+  if (scenario === undefined) throw new RangeError(`unknown scenario ${options.scenario}`)
+  const inject = options.inject ?? []
+  const seed = options.seed
+  const setup = scenario.setup
+  const settings: NodeSettings = {
+    ...DEFAULT_NODE_SETTINGS,
+    ...setup.settings,
+    faults: { ackBeforeFsync: inject.includes('ack-before-fsync'), localConsistentReads: inject.includes('local-consistent-reads') },
+    raftFaults: inject.includes('count-stale-votes') ? { countStaleTermVotes: true } : undefined,
+  }
+  const cluster = new SimCluster({
+    seed,
+    voters: options.nodes,
+    settings,
+    network: setup.network ?? LAN_PROFILE,
+    clock: setup.clock ?? DEFAULT_CLOCK,
+    checkStore: options.checkStore ?? true,
+    keepTrace: options.trace === true,
+  })
+  const scheduler = cluster.scheduler
+  const history = new History()
+  const workload = new Workload(cluster, history, stream(seed, 'workload'), { ...DEFAULT_WORKLOAD, ...setup.workload }, setup.maxClockDrift ?? 0)
+  const api = new ClientApi(cluster)
+  const probeRng = stream(seed, 'probe')
+  const violations: Violation[] = []
+  const faultEndUs = scenario.faultMs * 1000
+  let liveness: LivenessObservation | null = null
+
+  const faultRng = stream(seed, 'faults')
+  const ctx: FaultContext = {
+    cluster,
+    rng: faultRng,
+    at: (ms, fn) => scheduler.at(Math.round(ms * 1000), fn),
+    rounds: (fromMs, untilMs, round) => {
+      const next = (): void => {
+        if (scheduler.nowUs >= untilMs * 1000) return
+        const gapMs = round()
+        scheduler.after(Math.max(1, Math.round(gapMs * 1000)), next)
+      }
+      scheduler.at(fromMs * 1000, next)
+    },
+  }
+
+  const trace = cluster.trace
+  trace.note(0, 'phase', `scenario ${scenario.name}, ${options.nodes} nodes, seed ${seed}${inject.length > 0 ? `, injected: ${inject.join(', ')}` : ''}`)
+  let stoppedEarly = false
+  try {
+    workload.start(faultEndUs)
+    scenario.faults(ctx)
+    scheduler.runUntil(faultEndUs, undefined, EVENTS_MAX)
+
+    healEverything(cluster)
+    workload.stop()
+    trace.note(scheduler.nowUs, 'phase', 'faults healed; liveness phase')
+    liveness = runLiveness(cluster, api, history, probeRng)
+    violations.push(...checkLiveness(liveness))
+
+    settle(cluster, workload, history, api, probeRng, liveness.healedAtUs)
+  } catch (err) {
+    stoppedEarly = true
+    violations.push(asViolation(err, scheduler.nowUs))
+  }
+
+  const endUs = scheduler.nowUs
+  let inconclusiveKeys = 0
+  if (!stoppedEarly) {
+    const leader = cluster.leader()
+    const recovered = leader === undefined ? 0 : leader.core.status().commit
+    if (leader !== undefined) violations.push(...checkAcknowledgedWrites(history.ops, recovered, endUs))
+    violations.push(...checkNoPhantomReads(history.ops, endUs))
+    violations.push(...checkReplicasAgree(cluster.aliveNodes().filter((n) => n.state === 'up').map((n) => ({ id: n.id, applied: n.appliedIndex, digest: n.store.digest() })), endUs))
+    const lin = checkHistory(history.ops)
+    inconclusiveKeys = lin.inconclusive.length
+    for (const v of lin.violations) {
+      violations.push({ checker: 'linearizability', atUs: endUs, message: `key ${v.key} has no linearization; the search could not place, earliest first: ${v.stuck.map((op) => `${op.client} ${describeOp(op)} via ${op.node} [${formatTime(op.invokeUs)}, ${formatTime(op.returnUs)}]`).join('; ')}` })
+    }
+    violations.push(...checkLocks(history.holds, endUs))
+  }
+  for (const v of violations) trace.note(v.atUs, 'check', `VIOLATION ${v.checker}: ${v.message}`)
+
+  const ops = history.ops
+  return {
+    scenario: scenario.name,
+    nodes: options.nodes,
+    seed,
+    inject,
+    violations,
+    simulatedUs: endUs,
+    digest: trace.digest.hex(),
+    stats: {
+      events: scheduler.executed,
+      messages: cluster.network.stats.sent,
+      dropped: cluster.network.stats.dropped,
+      duplicated: cluster.network.stats.duplicated,
+      ops: ops.length,
+      acked: ops.filter((op) => op.outcome === 'ok' && op.kind !== 'get' && op.kind !== 'cget').length,
+      unknown: ops.filter((op) => op.outcome === 'unknown').length,
+      leaders: cluster.checker.leaders.size,
+      lockHolds: history.holds.length,
+      inconclusiveKeys,
+      leaderAfterHealMs: liveness === null || liveness.leaderAtUs === null ? null : (liveness.leaderAtUs - liveness.healedAtUs) / 1000,
+      commitAfterHealMs: liveness === null || liveness.commitAtUs === null ? null : (liveness.commitAtUs - liveness.healedAtUs) / 1000,
+      counts: { ...cluster.counts, replayed: cluster.network.stats.replayed },
+    },
+    traceLines: trace.lines,
+  }
+}
+
+/** Ends every fault: the network is whole and lossless again, paused nodes resume, crashed ones restart. */
+function healEverything(cluster: SimCluster): void {
+  cluster.heal()
+  cluster.network.resetLinkProfiles()
+  if (cluster.network.profile !== LAN_PROFILE) cluster.setNetwork(LAN_PROFILE, 'healthy LAN')
+  for (const id of cluster.ids()) {
+    const n = cluster.node(id)
+    if (n.state === 'paused') cluster.resume(id)
+    if (n.state === 'crashed') cluster.restart(id)
+  }
+}
+
+/** Nodes that run and are members of `leader`'s configuration. */
+function members(cluster: SimCluster): string[] {
+  const leader = cluster.leader()
+  const conf = leader?.core.status()
+  const inConf = conf === undefined ? undefined : new Set([...conf.voters, ...conf.learners])
+  return cluster.ids().filter((id) => cluster.node(id).state === 'up' && (inConf === undefined || inConf.has(id)))
+}
+
+/**
+ * The liveness phase: watch for a leader, and keep writing a probe value
+ * through random running nodes until one is acknowledged, or the bound passes.
+ */
+function runLiveness(cluster: SimCluster, api: ClientApi, history: History, rng: ReturnType<typeof stream>): LivenessObservation {
+  const scheduler = cluster.scheduler
+  const healedAtUs = scheduler.nowUs
+  const boundUs = LIVENESS_BOUND_MS * 1000
+  let leaderAtUs: number | null = null
+  let commitAtUs: number | null = null
+  let attempt = 0
+  const watch = (): void => {
+    if (leaderAtUs !== null) return
+    if (cluster.leader() !== undefined) leaderAtUs = scheduler.nowUs
+    else scheduler.after(10_000, watch)
+  }
+  const probe = (): void => {
+    if (commitAtUs !== null || scheduler.nowUs > healedAtUs + boundUs) return
+    const ids = cluster.ids().filter((id) => cluster.node(id).state === 'up')
+    if (ids.length === 0) return
+    const node = rng.pick(ids)
+    const n = ++attempt
+    const op = history.invoke({ client: 'probe', node, kind: 'put', key: '__liveness', value: `probe.${n}`, expected: null, invokeUs: scheduler.nowUs })
+    let settled = false
+    scheduler.after(PROBE_TIMEOUT_MS * 1000, () => {
+      if (settled) return
+      settled = true
+      op.outcome = 'unknown'
+      probe()
+    })
+    api.write(node, `probe-${n}`, { type: 'put', key: `${KV_PREFIX}__liveness`, value: ClientApi.encodeValue(`probe.${n}`) }, (o) => {
+      if (settled) return
+      settled = true
+      if (o.kind === 'applied' && o.result.ok) {
+        op.outcome = 'ok'
+        op.returnUs = scheduler.nowUs
+        op.index = o.index
+        commitAtUs = scheduler.nowUs
+        cluster.trace.note(scheduler.nowUs, 'client', `probe write via ${node} committed at index ${o.index}`)
+        return
+      }
+      if (o.kind === 'timeout' || o.kind === 'lost') op.outcome = 'unknown'
+      else {
+        op.outcome = 'fail'
+        op.returnUs = scheduler.nowUs
+      }
+      scheduler.after(50_000, probe)
+    })
+  }
+  watch()
+  probe()
+  scheduler.runUntil(healedAtUs + boundUs, () => commitAtUs !== null && leaderAtUs !== null, EVENTS_MAX)
+  return { healedAtUs, leaderAtUs, commitAtUs, boundUs }
+}
+
+/**
+ * Lets the cluster converge (clients done, every member applied the leader's
+ * commit), then reads every key once more, consistently, for the history.
+ */
+function settle(cluster: SimCluster, workload: Workload, history: History, api: ClientApi, rng: ReturnType<typeof stream>, healedAtUs: number): void {
+  const scheduler = cluster.scheduler
+  const limitUs = healedAtUs + (LIVENESS_BOUND_MS + CONVERGE_MAX_MS) * 1000
+  const converged = (): boolean => {
+    if (!workload.idle) return false
+    const leader = cluster.leader()
+    if (leader === undefined) return false
+    const commit = leader.core.status().commit
+    return members(cluster).every((id) => cluster.node(id).appliedIndex >= commit)
+  }
+  const check = (): void => {
+    if (converged() || scheduler.nowUs >= limitUs) return
+    scheduler.after(50_000, check)
+  }
+  check()
+  scheduler.runUntil(limitUs, converged, EVENTS_MAX)
+
+  const keys = [...new Set(history.ops.filter((op) => op.client !== 'probe').map((op) => op.key))].sort()
+  let pending = keys.length
+  for (const key of keys) finalRead(cluster, api, history, rng, key, FINAL_READ_ATTEMPTS, () => pending--)
+  scheduler.runUntil(scheduler.nowUs + FINAL_READ_ATTEMPTS * PROBE_TIMEOUT_MS * 1000 + 1_000_000, () => pending === 0, EVENTS_MAX)
+}
+
+function finalRead(cluster: SimCluster, api: ClientApi, history: History, rng: ReturnType<typeof stream>, key: string, attempts: number, done: () => void): void {
+  const scheduler = cluster.scheduler
+  const ids = members(cluster)
+  if (attempts <= 0 || ids.length === 0) return done()
+  const node = rng.pick(ids)
+  const op: KvOp = history.invoke({ client: 'final', node, kind: 'cget', key, value: null, expected: null, invokeUs: scheduler.nowUs })
+  let settled = false
+  const retry = (): void => finalRead(cluster, api, history, rng, key, attempts - 1, done)
+  scheduler.after(PROBE_TIMEOUT_MS * 1000, () => {
+    if (settled) return
+    settled = true
+    op.outcome = 'fail'
+    op.returnUs = scheduler.nowUs
+    retry()
+  })
+  api.read(node, key, true, (r) => {
+    if (settled) return
+    settled = true
+    op.returnUs = scheduler.nowUs
+    if (r.ok) {
+      op.outcome = 'ok'
+      op.read = r.value
+      cluster.trace.note(scheduler.nowUs, 'client', `final ${describeOp(op)} via ${node}`)
+      done()
+      return
+    }
+    op.outcome = 'fail'
+    retry()
+  })
+}
+
+/** A thrown error as a violation: a checker's own, or a core's assertion. */
+function asViolation(err: unknown, atUs: number): Violation {
+  if (err instanceof ViolationError) return err.violation
+  if (err instanceof SchedulerBoundError) return { checker: 'liveness', atUs, message: `runaway run: ${err.message}` }
+  const message = err instanceof Error ? `${err.name}: ${err.message}${stackHead(err)}` : String(err)
+  return { checker: 'core-assertion', atUs, message }
+}
+
+/** The first frames of a stack, to say where an assertion fired. */
+function stackHead(err: Error): string {
+  const frames = (err.stack ?? '').split('\n').slice(1, 4).map((l) => l.trim().replace(/\(.*[\\/](protocols|storage|simulations)[\\/]/, '($1/'))
+  return frames.length === 0 ? '' : ` (${frames.join(' < ')})`
+}

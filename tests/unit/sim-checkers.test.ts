@@ -1,0 +1,209 @@
+// The end-of-run checkers on hand-written histories: each accepts what is
+// correct and rejects what is not (a checker that cannot fail proves nothing).
+
+import { describe, expect, it } from 'vitest'
+import { checkHistory, checkKey } from '../../simulations/checkers/linearizability.ts'
+import { checkAcknowledgedWrites, checkNoPhantomReads, checkReplicasAgree } from '../../simulations/checkers/durability.ts'
+import { checkLocks } from '../../simulations/checkers/locks.ts'
+import { checkLiveness } from '../../simulations/checkers/liveness.ts'
+import type { KvKind, KvOp, LockHold, Outcome } from '../../simulations/history.ts'
+import { RaftSafetyChecker } from '../../simulations/checkers/raft-safety.ts'
+import { ViolationError } from '../../simulations/checkers/violation.ts'
+import { Scheduler } from '../../simulations/scheduler.ts'
+import type { SimNode } from '../../simulations/node.ts'
+import type { Entry, Ready } from '../../protocols/raft/index.ts'
+
+let nextId = 0
+
+/** An operation on key k over [from, to] ms (to: Infinity = unknown outcome). */
+function op(kind: KvKind, from: number, to: number, fields: Partial<KvOp> = {}, outcome: Outcome = to === Infinity ? 'unknown' : 'ok'): KvOp {
+  return {
+    id: nextId++,
+    client: 'c',
+    node: 'n1',
+    kind,
+    key: 'k',
+    value: null,
+    expected: null,
+    invokeUs: from * 1000,
+    returnUs: to * 1000,
+    outcome,
+    read: null,
+    succeeded: null,
+    deleted: null,
+    index: null,
+    ...fields,
+  }
+}
+
+const put = (v: string, from: number, to: number, outcome?: Outcome): KvOp => op('put', from, to, { value: v }, outcome)
+const read = (v: string | null, from: number, to: number): KvOp => op('cget', from, to, { read: v })
+const cas = (expected: string, v: string, ok: boolean | null, from: number, to: number): KvOp => op('cas', from, to, { expected, value: v, succeeded: ok })
+const del = (deleted: number | null, from: number, to: number): KvOp => op('delete', from, to, { deleted })
+
+describe('linearizability (per key, Wing–Gong / Porcupine search)', () => {
+  it('accepts a sequential history and concurrent operations in some valid order', () => {
+    expect(checkKey([put('a', 0, 1), read('a', 2, 3), put('b', 4, 6), read('a', 5, 7), read('b', 8, 9)]).kind).toBe('ok')
+  })
+
+  it('rejects a stale read: a value overwritten before the read began', () => {
+    const v = checkKey([put('a', 0, 1), put('b', 2, 3), read('a', 4, 5)])
+    expect(v.kind).toBe('violation')
+    if (v.kind === 'violation') expect(v.stuck[0]?.kind).toBe('cget')
+  })
+
+  it('rejects a read of nothing after an acknowledged write (a lost write)', () => {
+    expect(checkKey([put('a', 0, 1), read(null, 2, 3)]).kind).toBe('violation')
+  })
+
+  it('an unknown write may take effect at any point after it was invoked...', () => {
+    expect(checkKey([put('a', 0, Infinity), read(null, 1, 2), read('a', 3, 4)]).kind).toBe('ok')
+  })
+
+  it('...or never', () => {
+    expect(checkKey([put('a', 0, 1), put('b', 2, Infinity), read('a', 3, 4), read('a', 5, 6)]).kind).toBe('ok')
+  })
+
+  it('...but not before it was invoked, and not undone once seen', () => {
+    expect(checkKey([read('a', 0, 1), put('a', 2, Infinity)]).kind).toBe('violation')
+    expect(checkKey([put('a', 0, 1), put('b', 2, Infinity), read('b', 3, 4), read('a', 5, 6)]).kind).toBe('violation')
+  })
+
+  it('a failed write had no effect and is left out', () => {
+    expect(checkKey([put('a', 0, 1, 'fail'), read(null, 2, 3)]).kind).toBe('ok')
+  })
+
+  it('compare-and-swap: swaps only on a match, and its answer must fit', () => {
+    expect(checkKey([put('a', 0, 1), cas('a', 'b', true, 2, 3), read('b', 4, 5), cas('a', 'c', false, 6, 7)]).kind).toBe('ok')
+    expect(checkKey([put('a', 0, 1), cas('x', 'b', true, 2, 3)]).kind).toBe('violation')
+    expect(checkKey([put('a', 0, 1), cas('a', 'b', false, 2, 3)]).kind).toBe('violation')
+    // An unknown CAS may have swapped.
+    expect(checkKey([put('a', 0, 1), cas('a', 'b', null, 2, Infinity), read('b', 4, 5)]).kind).toBe('ok')
+  })
+
+  it('delete: its count must match whether the key existed', () => {
+    expect(checkKey([put('a', 0, 1), del(1, 2, 3), read(null, 4, 5), del(0, 6, 7)]).kind).toBe('ok')
+    expect(checkKey([del(1, 0, 1)]).kind).toBe('violation')
+  })
+
+  it('operations that touch at one instant count as concurrent (no false alarm from ties)', () => {
+    expect(checkKey([put('a', 0, 5), read('a', 5, 6), put('b', 5, 7)]).kind).toBe('ok')
+  })
+
+  it('plain reads (may be stale by design) are not held to linearizability', () => {
+    expect(checkKey([put('a', 0, 1), put('b', 2, 3), op('get', 4, 5, { read: 'a' })]).kind).toBe('ok')
+  })
+
+  it('checks keys independently and names the broken one', () => {
+    const ops = [put('a', 0, 1), { ...read('x', 2, 3), key: 'k2' }, { ...put('x', 0, 1), key: 'k2' }, read('b', 2, 3)]
+    const r = checkHistory(ops)
+    expect(r.violations.map((v) => v.key)).toEqual(['k'])
+  })
+
+  it('stays bounded: an exhausted step budget is inconclusive, not a verdict', () => {
+    const many = Array.from({ length: 16 }, (_, i) => put(`v${i}`, i, Infinity))
+    expect(checkKey([...many, read('v3', 100, 101), read('zz', 200, 201)], 50).kind).toBe('inconclusive')
+  })
+
+  it('handles a long concurrent history quickly (memoised)', () => {
+    const ops: KvOp[] = []
+    for (let i = 0; i < 300; i++) {
+      ops.push(put(`v${i}`, i * 10, i * 10 + 25))
+      ops.push(read(i === 0 ? null : `v${i - 1}`, i * 10 + 1, i * 10 + 24))
+    }
+    const started = performance.now()
+    expect(checkKey(ops).kind).toBe('ok')
+    expect(performance.now() - started).toBeLessThan(2000)
+  })
+})
+
+describe('durability and reads', () => {
+  it('an acknowledged write beyond the recovered log is lost', () => {
+    const w = { ...put('a', 0, 1), index: 40 }
+    expect(checkAcknowledgedWrites([w], 40, 0)).toEqual([])
+    expect(checkAcknowledgedWrites([w], 39, 0).map((v) => v.checker)).toEqual(['acknowledged-write-lost'])
+    expect(checkAcknowledgedWrites([{ ...w, outcome: 'unknown' }], 10, 0)).toEqual([])
+  })
+
+  it('a read returning a value never written, written later, or refused, is a phantom', () => {
+    expect(checkNoPhantomReads([put('a', 0, 1), op('get', 2, 3, { read: 'a' })], 0)).toEqual([])
+    expect(checkNoPhantomReads([put('a', 0, Infinity), op('get', 2, 3, { read: 'a' })], 0)).toEqual([])
+    expect(checkNoPhantomReads([op('get', 2, 3, { read: 'zz' })], 0)).toHaveLength(1)
+    expect(checkNoPhantomReads([op('get', 2, 3, { read: 'a' }), put('a', 4, 5)], 0)).toHaveLength(1)
+    expect(checkNoPhantomReads([put('a', 0, 1, 'fail'), read('a', 2, 3)], 0)).toHaveLength(1)
+  })
+
+  it('replicas at the same applied index must hold the same state', () => {
+    expect(checkReplicasAgree([{ id: 'n1', applied: 5, digest: 'x' }, { id: 'n2', applied: 5, digest: 'x' }, { id: 'n3', applied: 4, digest: 'y' }], 0)).toEqual([])
+    expect(checkReplicasAgree([{ id: 'n1', applied: 5, digest: 'x' }, { id: 'n2', applied: 5, digest: 'z' }], 0)).toHaveLength(1)
+  })
+})
+
+describe('lock safety (by fencing token)', () => {
+  const hold = (client: string, leaseId: number, token: number, from: number, to: number): LockHold => ({ client, node: 'n1', lock: 'l', leaseId, token, fromUs: from * 1000, toUs: to * 1000, endedBy: 'released' })
+
+  it('accepts holders one after the other with growing tokens', () => {
+    expect(checkLocks([hold('a', 1, 10, 0, 5), hold('b', 2, 12, 6, 9), hold('a', 3, 15, 9, 12)], 20_000)).toEqual([])
+  })
+
+  it('rejects two holders at once', () => {
+    const v = checkLocks([hold('a', 1, 10, 0, 5), hold('b', 2, 12, 4, 9)], 20_000)
+    expect(v.map((x) => x.checker)).toEqual(['lock-safety'])
+    expect(v[0]?.message).toContain('held it until')
+  })
+
+  it('rejects a later holder with a smaller token, and one token for two sessions', () => {
+    expect(checkLocks([hold('a', 1, 10, 0, 5), hold('b', 2, 8, 6, 9)], 20_000)[0]?.message).toContain('smaller')
+    expect(checkLocks([hold('a', 1, 10, 0, 5), hold('b', 2, 10, 6, 9)], 20_000)[0]?.message).toContain('fencing token 10')
+  })
+
+  it('a hold still open at the end lasts until the end', () => {
+    expect(checkLocks([hold('a', 1, 10, 0, Infinity), hold('b', 2, 12, 6, 9)], 20_000)).toHaveLength(1)
+  })
+})
+
+describe('liveness', () => {
+  it('needs a leader and a committed write within the bound after healing', () => {
+    const base = { healedAtUs: 1_000_000, boundUs: 10_000_000 }
+    expect(checkLiveness({ ...base, leaderAtUs: 1_500_000, commitAtUs: 2_000_000 })).toEqual([])
+    expect(checkLiveness({ ...base, leaderAtUs: null, commitAtUs: null })[0]?.message).toContain('no leader')
+    expect(checkLiveness({ ...base, leaderAtUs: 1_500_000, commitAtUs: null })[0]?.message).toContain('no write committed')
+    expect(checkLiveness({ ...base, leaderAtUs: 1_500_000, commitAtUs: 12_000_000 })).toHaveLength(1)
+  })
+})
+
+describe('Raft safety checker (online)', () => {
+  /** A stand-in for a node: only what the checker reads (id, its log's terms, its status). */
+  function stub(id: string, terms: number[], term: number): SimNode {
+    const core = {
+      logTerm: (i: number): number | undefined => (i === 0 ? 0 : terms[i - 1]),
+      status: () => ({ term, firstIndex: 1, lastIndex: terms.length }),
+    }
+    return { id, core } as unknown as SimNode
+  }
+  const ready = (entries: Entry[], hard: { term: number; commit: number } | undefined): Ready =>
+    ({ entries, hardState: hard === undefined ? undefined : { ...hard, vote: null } }) as unknown as Ready
+  const e = (index: number, term: number, byte = 0): Entry => ({ index, term, type: 'normal', data: new Uint8Array([byte]) })
+
+  it('leader completeness: a leader of a later term must hold what was committed before it', () => {
+    const checker = new RaftSafetyChecker(new Scheduler(), false)
+    const a = stub('a', [1, 2, 2, 2], 2)
+    checker.persisted(a, ready([], { term: 2, commit: 4 }))
+    // Committed in term 2: a leader of term 3 without index 4 breaks the property...
+    expect(() => checker.roleChanged(stub('b', [1, 2, 2], 3), { lead: 'b', role: 'leader' })).toThrow(ViolationError)
+    // ...but a late leader of term 2 itself (a stale election) does not.
+    expect(() => checker.roleChanged(stub('a', [1, 2, 2, 2], 2), { lead: 'a', role: 'leader' })).not.toThrow()
+  })
+
+  it('election safety, log matching and state-machine safety fail on their breaches', () => {
+    const checker = new RaftSafetyChecker(new Scheduler(), false)
+    const a = stub('a', [1, 2], 2)
+    const b = stub('b', [1, 2], 2)
+    checker.sent(a, { type: 'heartbeat', from: 'a', to: 'b', term: 2, commit: 0, readSeq: 0 })
+    expect(() => checker.sent(b, { type: 'heartbeat', from: 'b', to: 'a', term: 2, commit: 0, readSeq: 0 })).toThrow(/election-safety/)
+    checker.persisted(a, ready([e(2, 2, 1)], undefined))
+    expect(() => checker.persisted(b, ready([e(2, 2, 9)], undefined))).toThrow(/log-matching/)
+    checker.applied(a, e(2, 2, 1))
+    expect(() => checker.applied(b, e(2, 3, 1))).toThrow(/state-machine-safety/)
+  })
+})
