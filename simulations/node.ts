@@ -31,7 +31,10 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
+import { StateStore, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
+import { lostContainerTxns, type HostLiveness } from '../node/container-reconcile.ts'
+import { MemoryRuntime } from '../runtime/memory-runtime.ts'
+import { ContainerSync, touchesPrefix } from './containers.ts'
 import type { NodeClock } from './clock.ts'
 import type { DiskProfile, SimDisk } from './disk.ts'
 import type { Envelope } from './envelope.ts'
@@ -50,10 +53,12 @@ export interface DriverFaults {
   readonly ackBeforeFsync: boolean
   /** Serve linearizable reads from the local replica, skipping ReadIndex. */
   readonly localConsistentReads: boolean
+  /** Turn container events into writes one by one, ignoring the runtime's full lists (no reconcile). */
+  readonly containerEventsOnly: boolean
 }
 
 /** No broken variant. */
-export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false }
+export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false, containerEventsOnly: false }
 
 /** How every node of a cluster is set up (the daemon's defaults unless a scenario says otherwise). */
 export interface NodeSettings {
@@ -153,6 +158,8 @@ const PENDING_READS_MAX = 4096
 const PENDING_KEEPALIVES_MAX = 1024
 /** A keep-alive unanswered this long is given up. */
 const KEEPALIVE_TIMEOUT_MS = 2000
+/** How long a graceful stop waits for its container records to be removed (peer.ts LEAVE_REMOVE_TIMEOUT_MS). */
+const LEAVE_REMOVE_TIMEOUT_MS = 3000
 /** How long a leaving voter waits to be removed from the voters (peer.ts LEAVE_VOTERS_TIMEOUT_MS). */
 const LEAVE_VOTERS_TIMEOUT_MS = 5000
 /** Bound on inputs queued while a node is paused (a full socket buffer drops the rest). */
@@ -187,6 +194,8 @@ export class SimNode {
   readonly clock: NodeClock
   /** Survives crashes. */
   readonly disk: SimDisk
+  /** This host's container engine: survives the peer's crashes, as Docker does. */
+  readonly runtime: MemoryRuntime
   /** Where the node is in its life. */
   state: NodeState = 'up'
   /** The Raft core of the current life. */
@@ -218,6 +227,13 @@ export class SimNode {
   private lastLeaseTimerMs = 0
   private lastAutopilotMs = 0
   private lastLead: string | null = null
+  /** This life's side of the host's containers (HostSync). */
+  private containers: ContainerSync | null = null
+  /** When this life began (peer.ts startedAt): lost-marking waits a grace period after it. */
+  private bootMs = 0
+  private lostMarking = false
+  /** Set when an applied entry wrote under this host's container records. */
+  private ownRecordsTouched = false
 
   /** Boots a node from `disk` and starts its timer. */
   constructor(init: { id: string; clock: NodeClock; disk: SimDisk; host: NodeHost; settings: NodeSettings; rngs: NodeRngs }) {
@@ -227,8 +243,17 @@ export class SimNode {
     this.host = init.host
     this.settings = init.settings
     this.rngs = init.rngs
+    this.runtime = new MemoryRuntime({ identity: { hostId: init.id, hostName: init.id }, now: () => this.nowMs() })
+    // Changes reach the peer as inputs: queued while it is paused, gone while it is down.
+    this.runtime.subscribe((change) => this.input(RAFT, () => this.containers?.onRuntime(change)))
     this.boot()
     this.scheduleTick()
+    this.startContainers()
+  }
+
+  /** Whether this host's records equal its engine's truth (false while the node is down). */
+  containersConverged(): boolean {
+    return this.state === 'up' && this.containers !== null && this.containers.converged()
   }
 
   /** The node's wall clock now, in ms. */
@@ -351,6 +376,7 @@ export class SimNode {
     this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} restarts from disk (snapshot ${this.snapshotIndex}, log ${this.disk.storage.firstIndex()}..${this.disk.storage.lastIndex()}, term ${this.core.status().term})`)
     this.scheduleTick()
     this.input(BOTH, () => undefined)
+    this.startContainers()
   }
 
   /** A stall (a long GC pause): no timer fires and inputs queue up until resume(). */
@@ -373,13 +399,28 @@ export class SimNode {
   }
 
   /**
-   * Graceful stop (Peer.stop, leaveVoters): a leader hands over and waits up
+   * Graceful stop (Peer.stop): this host's container records are removed
+   * (waiting up to LEAVE_REMOVE_TIMEOUT_MS); a leader hands over and waits up
    * to two election timeouts for it; then the leave is announced, a voter
    * waits up to LEAVE_VOTERS_TIMEOUT_MS to be removed from the voters, and
    * the node stops.
    */
   leave(): void {
     if (this.state !== 'up') return
+    const gen = this.generation
+    let proceeded = false
+    const proceed = (): void => {
+      if (proceeded || gen !== this.generation || this.state !== 'up') return
+      proceeded = true
+      this.leaveRaft()
+    }
+    const sync = this.containers
+    if (sync === null) return proceed()
+    this.later(LEAVE_REMOVE_TIMEOUT_MS, proceed)
+    this.input(RAFT, () => sync.removeAll(() => proceed()))
+  }
+
+  private leaveRaft(): void {
     const removable = (): boolean => this.confState.voters.includes(this.id) && this.confState.voters.length > 1
     const voter = removable()
     this.input(RAFT, () => {
@@ -471,6 +512,7 @@ export class SimNode {
 
   private runAutopilot(now: number): void {
     if (this.soft.role !== 'leader') return
+    this.markLostContainers(now)
     const change = this.membership.autopilot(this.id, this.core.status(), now, this.settings.autopilot)
     if (change === null) return
     const result = this.core.proposeConfChange(change)
@@ -590,6 +632,10 @@ export class SimNode {
     this.settleReads()
     this.core.advance(rd)
     this.maybeSnapshot()
+    if (this.ownRecordsTouched || rd.snapshot !== undefined) {
+      this.ownRecordsTouched = false
+      this.containers?.storeChanged()
+    }
   }
 
   private sendRaft(m: Message): void {
@@ -629,6 +675,7 @@ export class SimNode {
       return
     }
     const result = this.store.apply(e.index, decoded.command)
+    if (this.containers !== null && result.ok && touchesPrefix(decoded.command.request, this.containers.ownPrefix)) this.ownRecordsTouched = true
     this.leases.onCommand(decoded.command, result, this.nowMs())
     const key = proposalKey(decoded.command.origin, decoded.command.requestId)
     const pending = this.proposals.get(key)
@@ -730,12 +777,80 @@ export class SimNode {
   }
 
   /** Proposes a command this node originates (lease revokes), answered to nobody. */
-  private proposeOwn(request: Command['request'], asLeader: boolean): void {
+  private proposeOwn(request: Command['request'], asLeader: boolean, onDone: (outcome: ProposalOutcome) => void = () => undefined): void {
     const requestId = this.freshId('own')
     const command: Command = asLeader ? { origin: this.id, requestId, asLeader: true, request } : { origin: this.id, requestId, request }
     const key = proposalKey(this.id, requestId)
-    this.proposals.set(key, { data: encodeCommand(command), deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone: () => undefined })
+    this.proposals.set(key, { data: encodeCommand(command), deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
     this.attemptProposal(key)
+  }
+
+  /**
+   * The node's own write as the daemon's KvService.write makes it; `onDone`
+   * hears whether it applied and was accepted, later, as an input of this life
+   * (never in the middle of a Ready).
+   */
+  private writeOwn(request: Command['request'], asLeader: boolean, onDone: (ok: boolean) => void): void {
+    this.proposeOwn(request, asLeader, (outcome) => {
+      const ok = outcome.kind === 'applied' && outcome.result.ok
+      this.later(0, () => onDone(ok))
+    })
+  }
+
+  /** Runs `fn` as an input after `ms`, unless this life ended meanwhile. */
+  private later(ms: number, fn: () => void): void {
+    const gen = this.generation
+    this.host.scheduler.after(Math.round(ms * 1000), () => {
+      if (gen === this.generation) this.input(RAFT, fn)
+    })
+  }
+
+  /** This life's HostSync: a fresh view of the host's engine, converging its records. */
+  private startContainers(): void {
+    const gen = this.generation
+    this.containers = new ContainerSync({
+      selfId: this.id,
+      store: () => this.store,
+      write: (request, onDone) => this.writeOwn(request, false, onDone),
+      after: (ms, fn) => {
+        if (gen === this.generation) this.later(ms, fn)
+      },
+    }, this.runtime, this.settings.faults.containerEventsOnly)
+    void this.runtime.start()
+  }
+
+  /** This life ends: the peer stops watching its engine (the engine and its containers go on). */
+  private stopContainers(): void {
+    this.containers?.stop()
+    this.containers = null
+    void this.runtime.stop()
+  }
+
+  /**
+   * On the leader (peer.ts markLostContainers): containers of hosts dead or
+   * gone past the grace period become lost, once this peer itself has run
+   * for a grace period; one batch at a time.
+   */
+  private markLostContainers(now: number): void {
+    const grace = this.settings.autopilot.deadGraceMs
+    if (this.lostMarking || now - this.bootMs < grace) return
+    const hosts = new Map<string, HostLiveness>(this.membership.members().map((m) => [m.peerId, { state: m.state, sinceMs: m.stateSinceMs }]))
+    const txns = lostContainerTxns(now, grace, hosts, this.store.range(CONTAINERS_PREFIX).kvs)
+    if (txns.length === 0) return
+    this.lostMarking = true
+    this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (leader) marks ${txns.length} container(s) of dead hosts lost`)
+    this.host.count('containers-marked-lost')
+    const gen = this.generation
+    const next = (i: number): void => {
+      if (gen !== this.generation) return
+      const txn = txns[i]
+      if (txn === undefined) {
+        this.lostMarking = false
+        return
+      }
+      this.writeOwn(txn, true, () => next(i + 1))
+    }
+    next(0)
   }
 
   private drainMembership(): void {
@@ -752,6 +867,7 @@ export class SimNode {
 
   /** Everything in memory is gone; waiting clients hear so. */
   private dropEverything(): void {
+    this.stopContainers()
     const proposals = [...this.proposals.values()]
     const reads = [...this.reads.values()]
     const keepalives = [...this.keepalives.values()]
@@ -796,6 +912,8 @@ export class SimNode {
     this.membership = new NodeMembership(this.id, now, () => swimRng.next(), this.host.seeds(this.id))
     this.lastLeaseTimerMs = now
     this.lastAutopilotMs = now
+    this.bootMs = now
+    this.lostMarking = false
     this.proposals = new Map()
     this.reads = new Map()
     this.keepalives = new Map()

@@ -24,6 +24,9 @@ import { DEFAULT_CLOCK, scenarioByName, type FaultContext } from './scenarios.ts
 import { SchedulerBoundError } from './scheduler.ts'
 import { formatTime } from './trace.ts'
 import { DEFAULT_WORKLOAD, Workload } from './workload.ts'
+import { ContainerWorkload, DEFAULT_CONTAINER_WORKLOAD } from './containers.ts'
+import { checkContainerRecords } from './checkers/containers.ts'
+import { CONTAINERS_PREFIX } from '../storage/statestore/index.ts'
 import { checkAcknowledgedWrites, checkNoPhantomReads, checkReplicasAgree } from './checkers/durability.ts'
 import { checkHistory } from './checkers/linearizability.ts'
 import { checkLiveness, type LivenessObservation } from './checkers/liveness.ts'
@@ -31,13 +34,14 @@ import { checkLocks } from './checkers/locks.ts'
 import { ViolationError, type Violation } from './checkers/violation.ts'
 
 /** Broken variants a run can inject, to prove the checkers catch them (test-only). */
-export type Injection = 'count-stale-votes' | 'ack-before-fsync' | 'local-consistent-reads'
+export type Injection = 'count-stale-votes' | 'ack-before-fsync' | 'local-consistent-reads' | 'container-events-only'
 
 /** Every injection, with what it breaks. */
 export const INJECTIONS: Readonly<Record<Injection, string>> = {
   'count-stale-votes': 'the Raft core counts a vote granted in an older term (RaftTestingFaults.countStaleTermVotes)',
   'ack-before-fsync': 'the driver sends votes and append acks before their fsync and syncs once a second',
   'local-consistent-reads': 'the driver serves consistent reads from the local replica without ReadIndex',
+  'container-events-only': 'a host writes its container records from events alone, never reconciling with the full list',
 }
 
 /** What to run. */
@@ -127,7 +131,11 @@ export function runSeed(options: RunOptions): RunResult {
   const settings: NodeSettings = {
     ...DEFAULT_NODE_SETTINGS,
     ...setup.settings,
-    faults: { ackBeforeFsync: inject.includes('ack-before-fsync'), localConsistentReads: inject.includes('local-consistent-reads') },
+    faults: {
+      ackBeforeFsync: inject.includes('ack-before-fsync'),
+      localConsistentReads: inject.includes('local-consistent-reads'),
+      containerEventsOnly: inject.includes('container-events-only'),
+    },
     raftFaults: inject.includes('count-stale-votes') ? { countStaleTermVotes: true } : undefined,
   }
   const cluster = new SimCluster({
@@ -143,6 +151,14 @@ export function runSeed(options: RunOptions): RunResult {
   const history = new History()
   const workload = new Workload(cluster, history, stream(seed, 'workload'), { ...DEFAULT_WORKLOAD, ...setup.workload }, setup.maxClockDrift ?? 0)
   const api = new ClientApi(cluster)
+  const containerWorkload = new ContainerWorkload({
+    scheduler,
+    rng: stream(seed, 'containers'),
+    config: DEFAULT_CONTAINER_WORKLOAD,
+    hosts: () => cluster.ids().map((id) => cluster.node(id)),
+    note: (text) => cluster.trace.note(scheduler.nowUs, 'fault', text),
+    log: (text) => cluster.trace.note(scheduler.nowUs, 'docker', text),
+  })
   const probeRng = stream(seed, 'probe')
   const violations: Violation[] = []
   const faultEndUs = scenario.faultMs * 1000
@@ -168,11 +184,13 @@ export function runSeed(options: RunOptions): RunResult {
   let stoppedEarly = false
   try {
     workload.start(faultEndUs)
+    containerWorkload.start(faultEndUs)
     scenario.faults(ctx)
     scheduler.runUntil(faultEndUs, undefined, EVENTS_MAX)
 
     healEverything(cluster)
     workload.stop()
+    containerWorkload.stop()
     trace.note(scheduler.nowUs, 'phase', 'faults healed; liveness phase')
     liveness = runLiveness(cluster, api, history, probeRng)
     violations.push(...checkLiveness(liveness))
@@ -197,6 +215,11 @@ export function runSeed(options: RunOptions): RunResult {
       violations.push({ checker: 'linearizability', atUs: endUs, message: `key ${v.key} has no linearization; the search could not place, earliest first: ${v.stuck.map((op) => `${op.client} ${describeOp(op)} via ${op.node} [${formatTime(op.invokeUs)}, ${formatTime(op.returnUs)}]`).join('; ')}` })
     }
     violations.push(...checkLocks(history.holds, endUs))
+    if (leader !== undefined) {
+      const inConfig = members(cluster)
+      const hosts = cluster.ids().map((id) => ({ id, member: inConfig.includes(id), engine: cluster.node(id).runtime.engineContainers() }))
+      violations.push(...checkContainerRecords(hosts, leader.store.range(CONTAINERS_PREFIX).kvs, endUs))
+    }
   }
   for (const v of violations) trace.note(v.atUs, 'check', `VIOLATION ${v.checker}: ${v.message}`)
 
@@ -222,7 +245,7 @@ export function runSeed(options: RunOptions): RunResult {
       inconclusiveKeys,
       leaderAfterHealMs: liveness === null || liveness.leaderAtUs === null ? null : (liveness.leaderAtUs - liveness.healedAtUs) / 1000,
       commitAfterHealMs: liveness === null || liveness.commitAtUs === null ? null : (liveness.commitAtUs - liveness.healedAtUs) / 1000,
-      counts: { ...cluster.counts, replayed: cluster.network.stats.replayed },
+      counts: { ...cluster.counts, ...containerWorkload.counts, replayed: cluster.network.stats.replayed },
     },
     traceLines: trace.lines,
   }
@@ -315,7 +338,8 @@ function settle(cluster: SimCluster, workload: Workload, history: History, api: 
     const leader = cluster.leader()
     if (leader === undefined) return false
     const commit = leader.core.status().commit
-    return members(cluster).every((id) => cluster.node(id).appliedIndex >= commit)
+    // Every member applied the leader's commit and converged its container records.
+    return members(cluster).every((id) => cluster.node(id).appliedIndex >= commit && cluster.node(id).containersConverged())
   }
   const check = (): void => {
     if (converged() || scheduler.nowUs >= limitUs) return

@@ -17,6 +17,7 @@ export type TraceKind =
   | 'disk'
   | 'member'
   | 'lease'
+  | 'docker'
   | 'check'
   | 'phase'
 

@@ -16,6 +16,7 @@ export type CheckerName =
   | 'linearizability'
   | 'liveness'
   | 'lock-safety'
+  | 'container-records'
 
 /** One breach of a property. */
 export interface Violation {

@@ -56,6 +56,15 @@ describe('broken variants are caught', () => {
     expectReplays(r, 'count-stale-votes')
   }, 120_000)
 
+  it('container-events-only: a host that never reconciles keeps records its engine no longer has', () => {
+    // Events lost while the peer or its engine was down are only ever repaired by the full list.
+    const r = firstFailing('crash-restart', 'container-events-only', 20)
+    expect(r, 'no crash-restart seed in 1..20 caught container-events-only').toBeDefined()
+    if (r === undefined) return
+    expect(r.violations.map((v) => v.checker)).toContain('container-records')
+    expectReplays(r, 'container-events-only')
+  })
+
   it('without the variant, the same seeds are clean', () => {
     for (const [scenario, seed] of [['crash-restart', 2], ['leader-partition', 1]] as const) {
       expect(runSeed({ scenario, nodes: 5, seed }).violations).toEqual([])

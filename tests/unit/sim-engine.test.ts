@@ -9,6 +9,9 @@ import { LAN_PROFILE, SimNetwork, type LossReason, type NetworkProfile } from '.
 import { createRng, stream, type Rng } from '../../simulations/random.ts'
 import { Scheduler, SchedulerBoundError } from '../../simulations/scheduler.ts'
 import { Digest, Trace, combineDigests } from '../../simulations/trace.ts'
+import { ContainerSync, type ContainerSyncDriver } from '../../simulations/containers.ts'
+import { MemoryRuntime } from '../../runtime/memory-runtime.ts'
+import { StateStore, containerKey, encodeRecord, parseContainer } from '../../storage/statestore/index.ts'
 
 const CONF = { voters: ['n1', 'n2', 'n3'], learners: [] }
 
@@ -274,5 +277,97 @@ describe('trace digest', () => {
     const d = new Digest()
     d.number(2 ** 40 + 5)
     expect(d.hex()).toMatch(/^[0-9a-f]{16}$/)
+  })
+})
+
+describe('container sync (HostSync in the simulator)', () => {
+  /** A driver whose writes apply to a real StateStore, or fail while `failing`. */
+  function setup() {
+    const store = new StateStore()
+    const scheduler = new Scheduler()
+    const runtime = new MemoryRuntime({ identity: { hostId: 'n1', hostName: 'n1' } })
+    let index = 0
+    const state = { failing: false, writes: 0, attemptsAtUs: [] as number[], nextIndex: () => ++index }
+    const driver: ContainerSyncDriver = {
+      selfId: 'n1',
+      store: () => store,
+      write: (request, onDone) => {
+        state.attemptsAtUs.push(scheduler.nowUs)
+        scheduler.after(1000, () => {
+          if (state.failing) return onDone(false)
+          state.writes++
+          const r = store.apply(++index, { origin: 'n1', requestId: `w${index}`, request })
+          onDone(r.ok)
+          sync.storeChanged()
+        })
+      },
+      after: (ms, fn) => scheduler.after(ms * 1000, fn),
+    }
+    const sync = new ContainerSync(driver, runtime)
+    runtime.subscribe((change) => sync.onRuntime(change))
+    return { store, scheduler, runtime, sync, state }
+  }
+  const stored = (store: StateStore) => store.range('containers/n1/').kvs.map((kv) => parseContainer(kv.value)).map((p) => (p.ok ? `${p.record.name}:${p.record.state}` : 'garbage'))
+
+  it('writes nothing before the runtime listed its containers, then converges on every change', () => {
+    const { store, scheduler, runtime, sync } = setup()
+    runtime.run({ name: 'web', image: 'busybox:1' })
+    scheduler.runUntil(1_000_000)
+    expect(stored(store)).toEqual([])
+    expect(sync.converged()).toBe(false)
+    void runtime.start()
+    const db = runtime.run({ name: 'db', image: 'busybox:1' })
+    scheduler.runUntil(2_000_000)
+    expect(stored(store).sort()).toEqual(['db:running', 'web:running'])
+    runtime.stopContainer(db.id, 3)
+    scheduler.runUntil(3_000_000)
+    expect(stored(store).sort()).toEqual(['db:exited', 'web:running'])
+    expect(sync.converged()).toBe(true)
+  })
+
+  it('retries a failed write with back-off (250 ms, doubling) and converges once writes succeed', () => {
+    const { store, scheduler, runtime, state } = setup()
+    void runtime.start()
+    state.failing = true
+    runtime.run({ name: 'web', image: 'busybox:1' })
+    scheduler.runUntil(2_000_000)
+    const gaps = state.attemptsAtUs.slice(1).map((t, i) => t - (state.attemptsAtUs[i] ?? 0))
+    expect(gaps.slice(0, 3)).toEqual([251_000, 501_000, 1_001_000])
+    state.failing = false
+    scheduler.runUntil(10_000_000)
+    expect(stored(store)).toEqual(['web:running'])
+  })
+
+  it('repairs records someone else changed, and what changed while the engine was down', () => {
+    const { store, scheduler, runtime, sync, state } = setup()
+    void runtime.start()
+    const web = runtime.run({ name: 'web', image: 'busybox:1' })
+    scheduler.runUntil(1_000_000)
+    // The leader marks them lost (it took this host for dead).
+    store.apply(state.nextIndex(), { origin: 'n2', requestId: 'lost', asLeader: true, request: { type: 'put', key: containerKey('n1', web.id), value: encodeRecord({ ...web, state: 'lost' }) } })
+    sync.storeChanged()
+    scheduler.runUntil(2_000_000)
+    expect(stored(store)).toEqual(['web:running'])
+    runtime.engineDown()
+    runtime.remove(web.id)
+    runtime.run({ name: 'api', image: 'busybox:1' })
+    scheduler.runUntil(3_000_000)
+    expect(stored(store)).toEqual(['web:running'])
+    runtime.engineUp()
+    scheduler.runUntil(4_000_000)
+    expect(stored(store)).toEqual(['api:running'])
+  })
+
+  it('a graceful leave removes every record of the host', () => {
+    const { store, scheduler, runtime, sync } = setup()
+    void runtime.start()
+    runtime.run({ name: 'web', image: 'busybox:1' })
+    scheduler.runUntil(1_000_000)
+    let removed: boolean | null = null
+    sync.removeAll((ok) => (removed = ok))
+    runtime.run({ name: 'late', image: 'busybox:1' })
+    scheduler.runUntil(2_000_000)
+    expect(removed).toBe(true)
+    expect(stored(store)).toEqual([])
   })
 })

@@ -8,7 +8,7 @@ import { runJobs, type Job, type JobResult } from '../../simulations/pool.ts'
 import { runSeed } from '../../simulations/run.ts'
 import { SCENARIOS } from '../../simulations/scenarios.ts'
 
-/** Seeds per scenario at 5 nodes, and more at 3 and 7 nodes: 170 per scenario, about 45 s on two cores. */
+/** Seeds per scenario at 5 nodes, and more at 3 and 7 nodes: 170 per scenario, about 40 s on two cores. */
 const SEEDS = 100
 const ODD_SIZES: ReadonlyArray<readonly [number, number]> = [[3, 60], [7, 10]]
 
@@ -61,6 +61,12 @@ describe('scenarios against the real cores', () => {
     expect(sum(members, 'snapshot-install')).toBeGreaterThan(members.length)
     expect(sum(byScenario('snapshot-install'), 'snapshot-install')).toBeGreaterThan(2 * byScenario('snapshot-install').length)
     expect(sum(byScenario('clock-skew'), 'pause')).toBeGreaterThan(40)
+    // Containers changed on every host's engine, engines restarted, and the leader marked the
+    // containers of hosts dead past the grace period lost (membership scenario: 3 s grace).
+    expect(sum(results, 'container-run')).toBeGreaterThan(results.length * 5)
+    expect(sum(results, 'container-remove')).toBeGreaterThan(results.length * 2)
+    expect(sum(results, 'engine-down')).toBeGreaterThan(results.length / 2)
+    expect(sum(members, 'containers-marked-lost')).toBeGreaterThan(members.length / 4)
     // The workload ran everywhere: writes acknowledged, locks held.
     // (A run whose faults leave no quorum most of the time may ack only a few.)
     for (const r of results) expect(r.stats.acked).toBeGreaterThan(0)
