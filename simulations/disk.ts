@@ -3,7 +3,10 @@
 //
 //  - persist(batch) is one write of WAL records (a received snapshot's marker,
 //    entries, the hard state) and, when asked, one fdatasync; the read view the
-//    core sees is updated once the write is done, as FileLogStorage does;
+//    core sees is updated once the write is done, as FileLogStorage does. (The
+//    real log keeps a commit-only hard state in memory until its next durable
+//    write; an unsynced record that a crash may lose, synced by the next sync,
+//    is the same contract.)
 //  - a snapshot is saved to the snapshot store (itself synced) before the log
 //    names it;
 //  - a crash loses every record not yet synced, except that a prefix of them

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryLogStorage, type Entry, type Snapshot, type ConfState } from '../../protocols/raft/index.ts'
 import { FileLogStorage, LogCorruptionError, type FileLogStorageOptions } from '../../storage/raft-log/file-log-storage.ts'
+import { scanRecords } from '../../storage/raft-log/wal-record.ts'
 import { openSnapshotStore } from '../../storage/snapshots/snapshot-store.ts'
 
 const dirs: string[] = []
@@ -202,5 +203,31 @@ describe('FileLogStorage recovery', () => {
     const syncs = a.stats.syncs
     await a.persist({ entries: ents(2, 101, 2), hardState: { term: 2, vote: 'a', commit: 1 } })
     expect(a.stats.syncs - syncs).toBe(1)
+  })
+
+  it('writes a commit-only hard state with the next batch, or on close, never alone', async () => {
+    const dir = tmp()
+    /** The hard state a crash now would recover: the last one in the segments on disk. */
+    const onDisk = () => readdirSync(dir).filter((n) => n.startsWith('wal-')).sort()
+      .flatMap((n) => scanRecords(readFileSync(join(dir, n))).records)
+      .filter((r) => r.kind === 'hard-state').at(-1)
+    const a = await openLog(dir, { founding: CONF })
+    await a.persist({ entries: ents(2, 5, 2), hardState: { term: 2, vote: 'a', commit: 1 } })
+    const bytes = a.stats.bytesWritten
+    await a.persist({ entries: [], hardState: { term: 2, vote: 'a', commit: 5 }, sync: false })
+    expect(a.stats.bytesWritten, 'a commit-only Ready costs no disk trip').toBe(bytes)
+    expect(a.initialState().hardState.commit).toBe(5)
+    // A crash now keeps the older commit index: harmless (the leader sends it again).
+    expect(onDisk()).toMatchObject({ hardState: { term: 2, vote: 'a', commit: 1 } })
+    // The next batch carries it.
+    await a.persist({ entries: ents(6, 6, 2) })
+    expect(onDisk()).toMatchObject({ hardState: { term: 2, vote: 'a', commit: 5 } })
+    await a.persist({ entries: [], hardState: { term: 2, vote: 'a', commit: 6 }, sync: false })
+    expect(onDisk()).toMatchObject({ hardState: { commit: 5 } })
+    // A clean close writes the last one.
+    await a.close()
+    const b = await openLog(dir)
+    expect(b.initialState().hardState).toEqual({ term: 2, vote: 'a', commit: 6 })
+    expect(b.lastIndex()).toBe(6)
   })
 })
