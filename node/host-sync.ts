@@ -11,15 +11,13 @@
  */
 import type { ContainerRuntime, RuntimeChange } from '../runtime/runtime.ts'
 import type { EventTopic, ContainerEvent } from '../protocols/gossip/event-topic.ts'
-import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, encodeRecord, hostKey, parseContainer, type Container, type Host, type TxnOp } from '../storage/statestore/index.ts'
+import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, encodeRecord, hostKey, parseContainer, type Container, type Host, type Request, type TxnOp } from '../storage/statestore/index.ts'
 import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
 import { batchOps, convergeOps, sameBytes } from './container-reconcile.ts'
-
-const RETRY_MIN_MS = 250
-const RETRY_MAX_MS = 5000
+import { ConvergeLoop } from './converge-loop.ts'
 
 export interface HostSyncInit {
   selfId: string
@@ -51,10 +49,8 @@ export class HostSync {
    * converging would delete every record. Only the Host record converges until then.
    */
   private containersKnown = false
-  private running = false
-  private again = false
   private stopped = false
-  private retryMs = RETRY_MIN_MS
+  private readonly loop: ConvergeLoop
   private retryTimer: ReturnType<typeof setTimeout> | null = null
   private unsubscribe: (() => void) | null = null
   private unwatch: (() => void) | null = null
@@ -62,6 +58,33 @@ export class HostSync {
   constructor(init: HostSyncInit) {
     this.init = init
     this.prefix = `${CONTAINERS_PREFIX}${init.selfId}/`
+    this.loop = new ConvergeLoop({
+      next: () => this.nextWrite(),
+      write: (txn, done) => {
+        init.kv.write(txn).then(
+          () => {
+            this.stats.writes++
+            done(null)
+          },
+          (err: unknown) => done(err instanceof Error ? err.message : String(err)),
+        )
+      },
+      after: (ms, fn) => {
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null
+          fn()
+        }, ms)
+        this.retryTimer.unref()
+      },
+      converged: () => {
+        this.stats.converged++
+      },
+      failed: (error, retryMs) => {
+        this.stats.failures++
+        this.stats.lastError = error
+        this.init.log.debug(`container records not converged yet (${error}); retrying in ${retryMs} ms`)
+      },
+    })
   }
 
   start(): void {
@@ -73,6 +96,7 @@ export class HostSync {
 
   stop(): void {
     this.stopped = true
+    this.loop.stop()
     this.unsubscribe?.()
     this.unwatch?.()
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
@@ -139,56 +163,17 @@ export class HostSync {
   }
 
   private schedule(): void {
-    if (this.stopped) return
-    if (this.running) {
-      this.again = true
-      return
-    }
-    if (this.retryTimer !== null) return // a retry is already due
-    this.running = true
-    this.converge().then(
-      () => {
-        this.retryMs = RETRY_MIN_MS
-        this.finish()
-      },
-      (err: unknown) => {
-        this.stats.failures++
-        this.stats.lastError = err instanceof Error ? err.message : String(err)
-        this.init.log.debug(`container records not converged yet (${this.stats.lastError}); retrying in ${this.retryMs} ms`)
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null
-          this.schedule()
-        }, this.retryMs)
-        this.retryTimer.unref()
-        this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
-        this.finish()
-      },
-    )
+    if (!this.stopped) this.loop.schedule()
   }
 
-  private finish(): void {
-    this.running = false
-    if (this.again) {
-      this.again = false
-      this.schedule()
-    }
-  }
-
-  private async converge(): Promise<void> {
-    const { machine, kv, runtime, selfId } = this.init
-    // Recomputed for each txn: the store moves while a write is in flight.
-    for (;;) {
-      const ops: TxnOp[] = []
-      const host = encodeRecord(this.init.host())
-      const storedHost = machine.store.get(hostKey(selfId))
-      if (storedHost === null || !sameBytes(storedHost.value, host)) ops.push({ type: 'put', key: hostKey(selfId), value: host })
-      if (runtime !== null && this.containersKnown) ops.push(...convergeOps(selfId, runtime.containers(), machine.store.range(this.prefix).kvs))
-      if (ops.length === 0) break
-      const [txn] = batchOps(ops, COMMAND_MAX_PAYLOAD_BYTES / 2)
-      if (txn === undefined) break
-      await kv.write(txn)
-      this.stats.writes++
-    }
-    this.stats.converged++
+  /** The next txn toward the truth (recomputed for each: the store moves while a write is in flight). */
+  private nextWrite(): Request | undefined {
+    const { machine, runtime, selfId } = this.init
+    const ops: TxnOp[] = []
+    const host = encodeRecord(this.init.host())
+    const storedHost = machine.store.get(hostKey(selfId))
+    if (storedHost === null || !sameBytes(storedHost.value, host)) ops.push({ type: 'put', key: hostKey(selfId), value: host })
+    if (runtime !== null && this.containersKnown) ops.push(...convergeOps(selfId, runtime.containers(), machine.store.range(this.prefix).kvs))
+    return batchOps(ops, COMMAND_MAX_PAYLOAD_BYTES / 2)[0]
   }
 }

@@ -1,26 +1,35 @@
 // A host's containers in the simulator. The host's engine is the real
 // MemoryRuntime (runtime/memory-runtime.ts): it belongs to the host, not to the
 // peer, so its containers live on across the peer's crashes, as Docker's do.
-// The peer's side mirrors node/host-sync.ts over the same pure decisions
-// (node/container-reconcile.ts): converge containers/<self>/ on the runtime's
-// truth, one txn at a time, after every runtime change and every write to its
-// own records, retrying with back-off while writes fail. Host records
-// (hosts/<self>) are not simulated: they carry no decision.
+// The peer's side is node/host-sync.ts's: the same ConvergeLoop
+// (node/converge-loop.ts) over the same decisions (node/container-reconcile.ts)
+// converges containers/<self>/ on the runtime's truth, one txn at a time, after
+// every runtime change and every write to its own records, retrying with
+// back-off while writes fail. Host records (hosts/<self>) are not simulated:
+// they carry no decision.
 //
 // The workload plays Docker users and failures on every host: run, stop,
 // kill, start again, remove, and engines that go down and come back
 // (dockerd restarts), with or without the peer running.
 
 import { batchOps, convergeOps } from '../node/container-reconcile.ts'
+import { ConvergeLoop } from '../node/converge-loop.ts'
 import { MemoryRuntime, MemoryRuntimeError } from '../runtime/memory-runtime.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
 import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, containerKey, encodeRecord, type Request, type StateStore, type TxnOp } from '../storage/statestore/index.ts'
 import type { Rng } from './random.ts'
 import type { Scheduler } from './scheduler.ts'
 
-/** HostSync's back-off (node/host-sync.ts RETRY_MIN_MS, RETRY_MAX_MS). */
-const RETRY_MIN_MS = 250
-const RETRY_MAX_MS = 5000
+/** What a ContainerSync needs from its node (one life of it). */
+export interface ContainerSyncDriver {
+  readonly selfId: string
+  /** The node's replica, now. */
+  store(): StateStore
+  /** Proposes `request` as the node's own command; `onDone(true)` once applied here and accepted. */
+  write(request: Request, onDone: (ok: boolean) => void): void
+  /** Runs `fn` after `ms` of simulated time, unless the node's life ended meanwhile. */
+  after(ms: number, fn: () => void): void
+}
 
 /** Whether `request` may write under `prefix` (HostSync's watch on its own records fires then). */
 export function touchesPrefix(request: Request, prefix: string): boolean {
@@ -38,30 +47,16 @@ export function touchesPrefix(request: Request, prefix: string): boolean {
   }
 }
 
-/** What a ContainerSync needs from its node (one life of it). */
-export interface ContainerSyncDriver {
-  readonly selfId: string
-  /** The node's replica, now. */
-  store(): StateStore
-  /** Proposes `request` as the node's own command; `onDone(true)` once applied here and accepted. */
-  write(request: Request, onDone: (ok: boolean) => void): void
-  /** Runs `fn` after `ms` of simulated time, unless the node's life ended meanwhile. */
-  after(ms: number, fn: () => void): void
-}
-
-/** The peer's side of its host's containers (HostSync), for one life of the node. */
+/** The peer's side of its host's containers (HostSync over the daemon's ConvergeLoop), for one life of the node. */
 export class ContainerSync {
   /** Txns written and failed, for the run's counts. */
   readonly stats = { writes: 0, failures: 0 }
   private readonly driver: ContainerSyncDriver
   private readonly runtime: MemoryRuntime
   private readonly prefix: string
+  private readonly loop: ConvergeLoop
   /** Set once the runtime listed its containers: before that, converging would delete every record. */
   private containersKnown = false
-  private running = false
-  private again = false
-  private retryDue = false
-  private retryMs = RETRY_MIN_MS
   private stopped = false
   /** Broken variant (test-only): write each event as it comes, never diff against the truth. */
   private readonly eventsOnly: boolean
@@ -73,13 +68,16 @@ export class ContainerSync {
     this.runtime = runtime
     this.prefix = `${CONTAINERS_PREFIX}${driver.selfId}/`
     this.eventsOnly = eventsOnly
-  }
-
-  /** A change reported by the runtime (HostSync.onRuntime). */
-  onRuntime(change: RuntimeChange): void {
-    if (this.eventsOnly) return this.writeEvent(change)
-    if (change.type === 'reconciled') this.containersKnown = true
-    if (change.type !== 'status') this.schedule()
+    this.loop = new ConvergeLoop({
+      // HostSync's host record carries no decision and is left out here.
+      next: () => (this.containersKnown ? batchOps(this.pendingOps(), COMMAND_MAX_PAYLOAD_BYTES / 2)[0] : undefined),
+      write: (txn, done) => driver.write(txn, (ok) => {
+        if (ok) this.stats.writes++
+        else this.stats.failures++
+        done(ok ? null : 'write not applied')
+      }),
+      after: (ms, fn) => driver.after(ms, fn),
+    })
   }
 
   /** This host's own records' prefix. */
@@ -87,16 +85,23 @@ export class ContainerSync {
     return this.prefix
   }
 
+  /** A change reported by the runtime (HostSync.onRuntime). */
+  onRuntime(change: RuntimeChange): void {
+    if (this.eventsOnly) return this.writeEvent(change)
+    if (change.type === 'reconciled') this.containersKnown = true
+    if (change.type !== 'status') this.loop.schedule()
+  }
+
   /** A write to this host's records (the leader marking them lost, say) was applied: they may be off the truth. */
   storeChanged(): void {
-    if (this.eventsOnly || this.running || this.retryDue || !this.containersKnown) return
-    if (this.pendingOps().length > 0) this.schedule()
+    if (this.eventsOnly || this.loop.busy || this.loop.waiting || !this.containersKnown) return
+    if (this.pendingOps().length > 0) this.loop.schedule()
   }
 
   /** Whether the stored records equal the runtime's truth and nothing is in flight. */
   converged(): boolean {
     if (this.eventsOnly) return this.eventWrites === 0
-    if (!this.containersKnown || this.running) return false
+    if (!this.containersKnown || this.loop.busy) return false
     // Asked after every event while a run settles: recomputed only when the store or the runtime moved.
     const store = this.driver.store()
     const truth = this.runtime.containers()
@@ -116,6 +121,7 @@ export class ContainerSync {
   /** The life ended: nothing more is written. */
   stop(): void {
     this.stopped = true
+    this.loop.stop()
   }
 
   /** The broken variant: an event becomes a write of that one record; a full list (reconciled) is ignored. */
@@ -133,52 +139,6 @@ export class ContainerSync {
 
   private pendingOps(): ReturnType<typeof convergeOps> {
     return convergeOps(this.driver.selfId, this.runtime.containers(), this.driver.store().range(this.prefix).kvs)
-  }
-
-  private schedule(): void {
-    if (this.stopped) return
-    if (this.running) {
-      this.again = true
-      return
-    }
-    if (this.retryDue) return
-    this.running = true
-    this.step()
-  }
-
-  /** One txn of the difference, then the next one on success (HostSync.converge). */
-  private step(): void {
-    if (this.stopped) return
-    const [txn] = this.containersKnown ? batchOps(this.pendingOps(), COMMAND_MAX_PAYLOAD_BYTES / 2) : []
-    if (txn === undefined) {
-      this.retryMs = RETRY_MIN_MS
-      this.finish()
-      return
-    }
-    this.driver.write(txn, (ok) => {
-      if (this.stopped) return
-      if (ok) {
-        this.stats.writes++
-        this.step()
-        return
-      }
-      this.stats.failures++
-      this.retryDue = true
-      this.driver.after(this.retryMs, () => {
-        this.retryDue = false
-        this.schedule()
-      })
-      this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS)
-      this.finish()
-    })
-  }
-
-  private finish(): void {
-    this.running = false
-    if (this.again) {
-      this.again = false
-      this.schedule()
-    }
   }
 }
 

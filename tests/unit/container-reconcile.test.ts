@@ -1,6 +1,7 @@
 /** The host's convergence on its runtime's truth, and the leader's marking of lost containers. */
 import { describe, it, expect } from 'vitest'
 import { batchOps, convergeOps, lostContainerTxns, type HostLiveness } from '../../node/container-reconcile.ts'
+import { ConvergeLoop } from '../../node/converge-loop.ts'
 import { StateStore, containerKey, encodeRecord, parseContainer, TXN_MAX_OPS, type Container, type Request } from '../../storage/statestore/index.ts'
 
 const HOST = '12D3KooWHostAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
@@ -81,5 +82,76 @@ describe('lostContainerTxns', () => {
     expect(c1.ok && c1.record.state).toBe('running')
     const c2 = parseContainer(store.get(containerKey(HOST, container(HOST, 2).id))!.value)
     expect(c2.ok && c2.record.state).toBe('lost')
+  })
+})
+
+describe('ConvergeLoop (HostSync and the simulator run this one)', () => {
+  /** A loop over a counter that must reach `target`; writes complete when `release` is called. */
+  function setup() {
+    const state = { value: 0, target: 0, pending: [] as Array<(error: string | null) => void>, timers: [] as Array<[number, () => void]>, fail: false, converged: 0 }
+    const loop = new ConvergeLoop({
+      next: () => (state.value < state.target ? { type: 'put', key: 'k', value: new Uint8Array([state.value + 1]) } : undefined),
+      write: (_txn, done) => state.pending.push((e) => {
+        if (e === null) state.value++
+        done(e)
+      }),
+      after: (ms, fn) => state.timers.push([ms, fn]),
+      converged: () => state.converged++,
+    })
+    const release = () => state.pending.shift()?.(state.fail ? 'no leader' : null)
+    return { loop, state, release }
+  }
+
+  it('writes one difference at a time until none is left; a change during a write runs again afterwards', () => {
+    const { loop, state, release } = setup()
+    state.target = 2
+    loop.schedule()
+    loop.schedule() // while busy: runs again after, never in parallel
+    expect(state.pending).toHaveLength(1)
+    state.target = 3
+    release()
+    release()
+    release()
+    expect(state.value).toBe(3)
+    expect(state.pending).toHaveLength(0)
+    expect(state.converged).toBeGreaterThanOrEqual(1)
+    expect(loop.busy).toBe(false)
+  })
+
+  it('retries a failed write after 250 ms, doubling up to 5 s, and resets after a success', () => {
+    const { loop, state, release } = setup()
+    state.target = 1
+    state.fail = true
+    const delays: number[] = []
+    loop.schedule()
+    for (let i = 0; i < 7; i++) {
+      release()
+      const [ms, fn] = state.timers.shift()!
+      delays.push(ms)
+      loop.schedule() // a change while the retry is due waits for it
+      expect(state.pending).toHaveLength(0)
+      fn()
+    }
+    expect(delays).toEqual([250, 500, 1000, 2000, 4000, 5000, 5000])
+    state.fail = false
+    release()
+    expect(state.value).toBe(1)
+    state.target = 2
+    state.fail = true
+    loop.schedule()
+    release()
+    expect(state.timers[0]?.[0]).toBe(250)
+  })
+
+  it('after stop, nothing is written and late callbacks are ignored', () => {
+    const { loop, state, release } = setup()
+    state.target = 2
+    loop.schedule()
+    loop.stop()
+    release()
+    expect(state.value).toBe(1)
+    expect(state.pending).toHaveLength(0)
+    loop.schedule()
+    expect(state.pending).toHaveLength(0)
   })
 })

@@ -19,6 +19,7 @@ const CORES = [
   'protocols/gossip/swim-codec.ts',
   'protocols/prng.ts',
   'node/container-reconcile.ts',
+  'node/converge-loop.ts',
   'node/container-views.ts',
   'runtime/container-labels.ts',
   'runtime/docker-mapping.ts',
