@@ -18,6 +18,7 @@ export interface StartOptions {
   dns?: string
   dnsForward?: string
   dnsTtl?: string
+  dnsLoops?: string
   docker?: string
   logLevel?: string
   voters?: string
@@ -41,6 +42,8 @@ export interface StartConfig {
   dnsForward: { host: string; port: number } | null
   /** TTL of answers from the zone, in seconds. */
   dnsTtl: number
+  /** Event loops answering DNS over UDP (this thread plus worker threads sharing the port). */
+  dnsLoops: number
   docker: string | 'none'
   dockerDefaulted: boolean
   logLevel: LogLevel
@@ -89,6 +92,16 @@ function parseCount(text: string | undefined, flag: string, min: number, max: nu
   if (text === undefined) return fallback
   const n = Number(text)
   if (!/^\d+(\.\d+)?$/.test(text) || n < min || n > max) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a number from ${min} to ${max}`)
+  return n
+}
+
+/** Most DNS event loops: more than the cores only adds threads that wait. */
+const DNS_LOOPS_MAX = 16
+
+/** A whole number from `min` to `max`, or `fallback` when the flag is absent. */
+function parseWhole(text: string | undefined, flag: string, min: number, max: number, fallback: number): number {
+  const n = parseCount(text, flag, min, max, fallback)
+  if (!Number.isInteger(n)) throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a whole number from ${min} to ${max}`)
   return n
 }
 
@@ -152,6 +165,7 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     dns: parseDnsListen(options.dns ?? DEFAULT_DNS),
     dnsForward: options.dnsForward === undefined || options.dnsForward === 'off' ? null : parseDnsForward(options.dnsForward),
     dnsTtl: Math.round(parseCount(options.dnsTtl, '--dns-ttl', 0, 86_400, 5)),
+    dnsLoops: parseWhole(options.dnsLoops, '--dns-loops', 1, DNS_LOOPS_MAX, 1),
     docker,
     dockerDefaulted,
     logLevel,

@@ -18,6 +18,8 @@ export interface DnsServiceInit {
   listen: ListenAddress
   forward: ListenAddress | null
   ttlSeconds: number
+  /** Event loops answering UDP, on every listen address (1 = this thread only). */
+  loops: number
   machine: StoreMachine
   watches: WatchHub
   log: Logger
@@ -108,7 +110,7 @@ export class DnsService {
 
   private server(listen: ListenAddress[]): DnsServer {
     const { machine, forward, ttlSeconds, log } = this.init
-    return new DnsServer({ listen, records: () => zoneRecordsFromStore(machine.store), forward, ttlSeconds, warn: (m) => log.warn(m) })
+    return new DnsServer({ listen, records: () => zoneRecordsFromStore(machine.store), forward, ttlSeconds, udpEventLoops: this.init.loops, warn: (m) => log.warn(m) })
   }
 
   /** Rebuild on every change of a container or host record, from any peer. */

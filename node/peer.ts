@@ -230,7 +230,7 @@ export class Peer {
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
     if (config.dns !== 'off') {
-      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, machine, watches, log: log.child('dns') })
+      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, loops: config.dnsLoops, machine, watches, log: log.child('dns') })
       await this.dns.start()
     }
 

@@ -8,7 +8,7 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                    [--api SOCKET] [--name NAME] [--secret-file FILE]
                    [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]
                    [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]
-                   [--dns-forward IP[:PORT]] [--dns-ttl SECONDS]`
+                   [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]`
 
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseCommandArgs('start', argv, {
@@ -21,6 +21,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     dns: { type: 'string' },
     'dns-forward': { type: 'string' },
     'dns-ttl': { type: 'string' },
+    'dns-loops': { type: 'string' },
     docker: { type: 'string' },
     'log-level': { type: 'string' },
     voters: { type: 'string' },
@@ -37,6 +38,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     dns: stringFlag(p, 'dns'),
     dnsForward: stringFlag(p, 'dns-forward'),
     dnsTtl: stringFlag(p, 'dns-ttl'),
+    dnsLoops: stringFlag(p, 'dns-loops'),
     docker: stringFlag(p, 'docker'),
     logLevel: stringFlag(p, 'log-level'),
     voters: stringFlag(p, 'voters'),

@@ -15,7 +15,7 @@ interface Row { id: string; name: string; image: string; host: string; hostName:
 interface St {
   peerId: string; runtime: string; voters: string[]
   runtimeStatus: { degraded: string | null; engineVersion: string | null; gateways: string[] }
-  dns: { listen: string[]; containers: { listen: string[]; error: string | null } } | null
+  dns: { listen: string[]; containers: { listen: string[]; error: string | null }; stats: { udp: { eventLoops: number } } } | null
 }
 
 /** Real `dig` against a peer's DNS (`host:port` from its status); returns dig's output. */
@@ -55,7 +55,8 @@ describe('containers across hosts (real dockerd per host)', () => {
     a = await cluster.add({ name: 'host-a', docker: dockA.socket, dns: '127.0.0.1:0', extraArgs: FLAGS })
     aId = (await a.status<St>()).peerId
     const join_ = { bootstrap: [await cluster.addrOf(a)], secretFile: join(a.dataDir, 'cluster.key'), extraArgs: FLAGS }
-    b = await cluster.add({ name: 'host-b', docker: dockB.socket, dns: '127.0.0.1:0', ...join_ })
+    // B answers DNS on two event loops (a worker thread shares its UDP port).
+    b = await cluster.add({ name: 'host-b', docker: dockB.socket, dns: '127.0.0.1:0', ...join_, extraArgs: [...FLAGS, '--dns-loops', '2'] })
     c = await cluster.add({ name: 'host-c', ...join_ })
     await waitFor('three voters, and A gossiping to both others', async () => {
       const st = await a.status<St & { gossip: { events: { subscribers: number } } }>()
@@ -121,6 +122,8 @@ describe('containers across hosts (real dockerd per host)', () => {
   it('DNS: every peer answers for containers on other hosts; a container on A resolves one on B by name', async () => {
     const dnsA = (await a.status<St>()).dns!.listen[0]!
     const dnsB = (await b.status<St>()).dns!.listen[0]!
+    expect((await a.status<St>()).dns!.stats.udp.eventLoops).toBe(1)
+    expect((await b.status<St>()).dns!.stats.udp.eventLoops).toBe(2)
     await dockB.dockerOk(['run', '-d', '--name', 'db', TEST_IMAGE, 'sleep', '3600'])
     const db = await seen(a, 'db', (r) => r.state === 'running', 'running')
     const web = (await ps(a)).find((r) => r.name === 'web')!

@@ -59,4 +59,13 @@ describe('resolveStartConfig', () => {
     expect(resolveStartConfig({ name: 'h', docker: 'none', dnsForward: '10.0.0.2', dnsTtl: '30' }, env)).toMatchObject({ dnsForward: { host: '10.0.0.2', port: 53 }, dnsTtl: 30 })
     expect(() => resolveStartConfig({ name: 'h', docker: 'none', dnsTtl: '-1' }, env)).toThrow('--dns-ttl')
   })
+
+  it('parses --dns-loops: a whole number from 1 to 16, default 1', () => {
+    const env = { HOME: '/home/u' }
+    expect(resolveStartConfig({ name: 'h', docker: 'none' }, env).dnsLoops).toBe(1)
+    expect(resolveStartConfig({ name: 'h', docker: 'none', dnsLoops: '2' }, env).dnsLoops).toBe(2)
+    for (const bad of ['0', '17', '1.5', 'two', '-2']) {
+      expect(() => resolveStartConfig({ name: 'h', docker: 'none', dnsLoops: bad }, env)).toThrow(/--dns-loops .*expected a (whole )?number from 1 to 16/)
+    }
+  })
 })
