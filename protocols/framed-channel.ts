@@ -7,6 +7,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream, type LengthPrefixedStream } from '@libp2p/utils'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { PieceReader } from './piece-reader.ts'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 
 /**
@@ -16,8 +17,8 @@ import type { Libp2p, Stream, Connection } from '@libp2p/interface'
  */
 export const PIECE_MAX_BYTES = 1024 * 1024
 /**
- * Unread bytes a stream may hold. The reader does not push back, so the bound is what yamux
- * lets a sender have in flight (16 MiB window) plus one piece.
+ * Unread bytes an outbound stream's length-prefixed wrapper may hold (nothing is read from
+ * those; inbound streams are read by a PieceReader, which holds at most one piece).
  */
 const READ_BUFFER_MAX_BYTES = 16 * 1024 * 1024 + 2 * PIECE_MAX_BYTES
 const MORE = new Uint8Array([1])
@@ -179,34 +180,55 @@ export class FramedChannel {
 
   private async onInboundStream(stream: Stream, connection: Connection): Promise<void> {
     const from = connection.remotePeer.toString()
-    const lp = lpStream(stream, { maxDataLength: PIECE_MAX_BYTES + 1, maxBufferSize: READ_BUFFER_MAX_BYTES })
+    const reader = new PieceReader(PIECE_MAX_BYTES + 1)
+    let partial: Uint8Array[] = []
+    let partialBytes = 0
     try {
-      let partial = new Uint8ArrayList()
-      while (!this.stopped) {
-        const piece = await lp.read()
-        if (piece.byteLength === 0) throw new Error('empty piece')
-        const more = piece.get(0)
-        if (more !== 0 && more !== 1) throw new Error(`bad piece flag ${more}`)
-        partial.append(piece.sublist(1))
-        if (partial.byteLength > this.init.maxFrameBytes) throw new Error(`frame over ${this.init.maxFrameBytes} bytes`)
-        if (more === 1) continue
-        const frame = partial.subarray()
-        partial = new Uint8ArrayList()
-        this.stats.framesReceived++
-        const problem = this.init.onFrame(from, frame)
-        if (problem !== null) {
-          this.stats.invalidFrames++
-          this.init.debug(`${this.init.protocol}: dropped an invalid frame from ${from}: ${problem}`)
+      for await (const chunk of stream) {
+        for (const bytes of chunk instanceof Uint8Array ? [chunk] : chunk) {
+          for (const piece of reader.push(bytes)) {
+            if (piece.byteLength === 0) throw new Error('empty piece')
+            const more = piece[0]
+            if (more !== 0 && more !== 1) throw new Error(`bad piece flag ${more}`)
+            partial.push(piece.subarray(1))
+            partialBytes += piece.byteLength - 1
+            if (partialBytes > this.init.maxFrameBytes) throw new Error(`frame over ${this.init.maxFrameBytes} bytes`)
+            if (more === 1) continue
+            const frame = partial.length === 1 ? (partial[0] as Uint8Array) : concat(partial, partialBytes)
+            partial = []
+            partialBytes = 0
+            this.stats.framesReceived++
+            const problem = this.init.onFrame(from, frame)
+            if (problem !== null) {
+              this.stats.invalidFrames++
+              this.init.debug(`${this.init.protocol}: dropped an invalid frame from ${from}: ${problem}`)
+            }
+          }
         }
+        if (this.stopped) break
       }
+      if (reader.pendingBytes > 0 || partialBytes > 0) throw new Error('stream ended inside a frame')
+      // The peer closed its side: nothing more will come on this stream.
+      stream.abort(new Error('stream ended'))
     } catch (err) {
       // End of stream is the normal way a peer stops talking; an oversized frame lands here too.
       const message = err instanceof Error ? err.message : String(err)
-      if (!/end of (the )?stream|unexpected end|closed|aborted|reset/i.test(message)) {
+      if (!/closed|aborted|reset/i.test(message)) {
         this.stats.invalidFrames++
         this.init.debug(`${this.init.protocol}: closed the stream from ${from}: ${message}`)
       }
       stream.abort(err instanceof Error ? err : new Error(message))
     }
   }
+}
+
+/** The bytes of `parts`, `total` long, in one array. */
+function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const p of parts) {
+    out.set(p, at)
+    at += p.byteLength
+  }
+  return out
 }

@@ -20,6 +20,7 @@ const CORES = [
   'protocols/prng.ts',
   'node/container-reconcile.ts',
   'node/converge-loop.ts',
+  'protocols/piece-reader.ts',
   'node/container-views.ts',
   'runtime/container-labels.ts',
   'runtime/docker-mapping.ts',
