@@ -194,7 +194,7 @@ export class FramedChannel {
             partialBytes += piece.byteLength - 1
             if (partialBytes > this.init.maxFrameBytes) throw new Error(`frame over ${this.init.maxFrameBytes} bytes`)
             if (more === 1) continue
-            const frame = partial.length === 1 ? (partial[0] as Uint8Array) : concat(partial, partialBytes)
+            const frame = partial.length === 1 ? (partial[0] as Uint8Array) : Buffer.concat(partial, partialBytes)
             partial = []
             partialBytes = 0
             this.stats.framesReceived++
@@ -220,15 +220,4 @@ export class FramedChannel {
       stream.abort(err instanceof Error ? err : new Error(message))
     }
   }
-}
-
-/** The bytes of `parts`, `total` long, in one array. */
-function concat(parts: readonly Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const p of parts) {
-    out.set(p, at)
-    at += p.byteLength
-  }
-  return out
 }

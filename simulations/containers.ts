@@ -49,8 +49,6 @@ export function touchesPrefix(request: Request, prefix: string): boolean {
 
 /** The peer's side of its host's containers (HostSync over the daemon's ConvergeLoop), for one life of the node. */
 export class ContainerSync {
-  /** Txns written and failed, for the run's counts. */
-  readonly stats = { writes: 0, failures: 0 }
   private readonly driver: ContainerSyncDriver
   private readonly runtime: MemoryRuntime
   private readonly prefix: string
@@ -71,11 +69,7 @@ export class ContainerSync {
     this.loop = new ConvergeLoop({
       // HostSync's host record carries no decision and is left out here.
       next: () => (this.containersKnown ? batchOps(this.pendingOps(), COMMAND_MAX_PAYLOAD_BYTES / 2)[0] : undefined),
-      write: (txn, done) => driver.write(txn, (ok) => {
-        if (ok) this.stats.writes++
-        else this.stats.failures++
-        done(ok ? null : 'write not applied')
-      }),
+      write: (txn, done) => driver.write(txn, (ok) => done(ok ? null : 'write not applied')),
       after: (ms, fn) => driver.after(ms, fn),
     })
   }
