@@ -7,7 +7,7 @@
  *    crashes: how long until every live peer declares it dead, and how many false suspicions.
  */
 import { availableParallelism } from 'node:os'
-import { runJobs, runJob, type Job } from '../simulations/pool.ts'
+import { runJobs, runJob, type Job } from '../cli/simulate-pool.ts'
 import { runSwimAtScale } from '../simulations/swim-scale.ts'
 import { printTable } from './stats.ts'
 

@@ -30,8 +30,8 @@ const CORES = [
   'protocols/dns/zone.ts',
   'protocols/dns/store-records.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
-  // The simulator: everything but the worker-thread runner is deterministic.
-  ...tsFiles('simulations', /^(pool|worker)\.ts$/),
+  // The simulator, all of it (its worker-thread runner lives in cli/).
+  ...tsFiles('simulations'),
   ...tsFiles('simulations/checkers'),
 ]
 const STATESTORE = tsFiles('storage/statestore')

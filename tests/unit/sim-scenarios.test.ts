@@ -4,7 +4,7 @@
 // pool (two threads) to keep CI fast.
 
 import { describe, expect, it } from 'vitest'
-import { runJobs, type Job, type JobResult } from '../../simulations/pool.ts'
+import { runJobs, type Job, type JobResult } from '../../cli/simulate-pool.ts'
 import { runSeed } from '../../simulations/run.ts'
 import { SCENARIOS } from '../../simulations/scenarios.ts'
 

@@ -4,8 +4,8 @@
 // deterministic core: it only decides where a seed runs, never how.
 
 import { Worker } from 'node:worker_threads'
-import { runSeed, type Injection, type RunResult } from './run.ts'
-import type { Violation } from './checkers/violation.ts'
+import { runSeed, type Injection, type RunResult } from '../simulations/run.ts'
+import type { Violation } from '../simulations/checkers/violation.ts'
 
 /** One seed of one scenario to run. */
 export interface Job {
@@ -58,7 +58,7 @@ export async function runJobs(jobs: readonly Job[], workers: number, onResult: (
   let next = 0
   const threads = Math.min(workers, Math.ceil(jobs.length / BATCH_JOBS))
   await Promise.all(Array.from({ length: threads }, () => new Promise<void>((resolve, reject) => {
-    const worker = new Worker(new URL('./worker.ts', import.meta.url))
+    const worker = new Worker(new URL('./simulate-worker.ts', import.meta.url))
     const feed = (): void => {
       if (next >= jobs.length) {
         void worker.terminate().then(() => resolve())
