@@ -276,3 +276,253 @@ export class EventLineParser {
     return { id, action, name }
   }
 }
+
+// --- bridge gateways: where containers reach this host ---
+
+/**
+ * The parts of one entry of `GET /networks` this layer reads; dockerode's `NetworkInspectInfo`
+ * fits. Nullable throughout because the JSON comes off a socket.
+ */
+export interface DockerNetwork {
+  Id?: string | null
+  Name?: string | null
+  Driver?: string | null
+  Options?: Readonly<Record<string, string>> | null
+  IPAM?: { Config?: ReadonlyArray<{ Subnet?: string | null; Gateway?: string | null } | null> | null } | null
+}
+
+/** Addresses per interface name, as `os.networkInterfaces()` gives them (only `address` is read). */
+export type InterfaceAddresses = Readonly<Record<string, ReadonlyArray<{ readonly address: string }> | undefined>>
+
+/** The bridge driver's option naming the Linux bridge of a network (`docker0` for the default one). */
+export const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name'
+/** Set to "true" on the network `docker run` uses without `--network`. */
+export const DEFAULT_BRIDGE_OPTION = 'com.docker.network.bridge.default_bridge'
+
+/**
+ * How a gateway was found: listed in the network's IPAM config; the address of the network's
+ * bridge interface on this host; or the subnet's first usable address, which is what Docker's
+ * default IPAM gives the bridge when nothing else says.
+ */
+export type GatewaySource = 'ipam' | 'interface' | 'subnet'
+
+export interface BridgeGateway {
+  /** The Docker network's name. */
+  network: string
+  /** The Linux bridge interface the network uses, or null when it cannot be told. */
+  bridge: string | null
+  /** Canonical text (dotted quad, RFC 5952 IPv6). */
+  address: string
+  source: GatewaySource
+  defaultBridge: boolean
+}
+
+export interface BridgeGateways {
+  /** Every gateway address once: the default bridge's first (IPv4 before IPv6), then the other networks' by name. */
+  addresses: string[]
+  found: BridgeGateway[]
+  /** Bridge networks (or subnets of them) with no gateway to be found, and why. */
+  unresolved: Array<{ network: string; reason: string }>
+}
+
+/** An address as a family and a number (32 or 128 bits), so subnets are masks. */
+interface IpValue {
+  family: 4 | 6
+  value: bigint
+}
+
+interface Cidr extends IpValue {
+  prefix: number
+}
+
+const bitsOf = (family: 4 | 6): number => (family === 4 ? 32 : 128)
+
+function parseIPv4Value(text: string): bigint | null {
+  const parts = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text)
+  if (parts === null) return null
+  let value = 0n
+  for (const part of parts.slice(1)) {
+    const n = Number(part)
+    if (n > 255) return null
+    value = (value << 8n) | BigInt(n)
+  }
+  return value
+}
+
+function parseIpValue(text: string): IpValue | null {
+  const v4 = parseIPv4Value(text)
+  if (v4 !== null) return { family: 4, value: v4 }
+  // IPv6 (RFC 4291 §2.2): groups, at most one `::`, maybe a trailing dotted quad; no zone id.
+  if (!/^[0-9A-Fa-f:.]{2,45}$/.test(text)) return null
+  const halves = text.split('::')
+  if (halves.length > 2) return null
+  const groupsOf = (part: string): bigint[] | null => {
+    if (part === '') return []
+    const out: bigint[] = []
+    const pieces = part.split(':')
+    for (let i = 0; i < pieces.length; i++) {
+      const piece = pieces[i] as string
+      if (i === pieces.length - 1 && piece.includes('.')) {
+        const quad = parseIPv4Value(piece)
+        if (quad === null) return null
+        out.push(quad >> 16n, quad & 0xffffn)
+      } else if (/^[0-9A-Fa-f]{1,4}$/.test(piece)) {
+        out.push(BigInt(Number.parseInt(piece, 16)))
+      } else {
+        return null
+      }
+    }
+    return out
+  }
+  const head = groupsOf(halves[0] as string)
+  const tail = halves.length === 2 ? groupsOf(halves[1] as string) : []
+  if (head === null || tail === null) return null
+  const missing = 8 - head.length - tail.length
+  if (halves.length === 2 ? missing < 1 : missing !== 0) return null
+  let value = 0n
+  for (const g of [...head, ...new Array<bigint>(missing).fill(0n), ...tail]) value = (value << 16n) | g
+  return { family: 6, value }
+}
+
+function formatIp(ip: IpValue): string {
+  if (ip.family === 4) return [24n, 16n, 8n, 0n].map((s) => String((ip.value >> s) & 0xffn)).join('.')
+  const groups = Array.from({ length: 8 }, (_, i) => Number((ip.value >> BigInt(112 - 16 * i)) & 0xffffn))
+  // RFC 5952 §4.2: the longest run (two or more) of zero groups becomes "::", the first on a tie.
+  let bestAt = -1
+  let bestLength = 1
+  for (let i = 0; i < 8;) {
+    let j = i
+    while (j < 8 && groups[j] === 0) j++
+    if (j - i > bestLength) {
+      bestAt = i
+      bestLength = j - i
+    }
+    i = j === i ? i + 1 : j
+  }
+  const hex = (gs: number[]): string => gs.map((g) => g.toString(16)).join(':')
+  return bestAt < 0 ? hex(groups) : `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLength))}`
+}
+
+function parseCidr(text: string): Cidr | null {
+  const slash = text.indexOf('/')
+  if (slash < 0) return null
+  const ip = parseIpValue(text.slice(0, slash))
+  const prefixText = text.slice(slash + 1)
+  if (ip === null || !/^\d{1,3}$/.test(prefixText)) return null
+  const prefix = Number(prefixText)
+  if (prefix > bitsOf(ip.family)) return null
+  return { family: ip.family, value: ip.value & maskOf(ip.family, prefix), prefix }
+}
+
+function maskOf(family: 4 | 6, prefix: number): bigint {
+  const bits = BigInt(bitsOf(family))
+  return ((1n << bits) - 1n) ^ ((1n << (bits - BigInt(prefix))) - 1n)
+}
+
+function within(subnet: Cidr, ip: IpValue): boolean {
+  return ip.family === subnet.family && (ip.value & maskOf(subnet.family, subnet.prefix)) === subnet.value
+}
+
+/** fe80::/10: needs a zone (`%docker0`) to be used, which Docker's `--dns` cannot carry. */
+function linkLocalV6(ip: IpValue): boolean {
+  return ip.family === 6 && ip.value >> 118n === 0x3fan
+}
+
+/**
+ * The subnet's first address after the network address, which Docker's default IPAM hands the
+ * bridge; null when the subnet leaves none for a gateway (/31, /32, /127, /128).
+ */
+export function firstUsableAddress(subnet: string): string | null {
+  const cidr = parseCidr(subnet)
+  if (cidr === null || cidr.prefix >= bitsOf(cidr.family) - 1) return null
+  return formatIp({ family: cidr.family, value: cidr.value + 1n })
+}
+
+/** The Linux bridge behind a network, named as Docker's bridge driver names it. */
+function bridgeNameOf(network: DockerNetwork, defaultBridge: boolean): string | null {
+  const named = network.Options?.[BRIDGE_NAME_OPTION]
+  if (typeof named === 'string' && named !== '') return named
+  if (defaultBridge) return 'docker0'
+  // libnetwork's bridge driver: "br-" + the first 12 characters of the network id.
+  const id = text(network.Id)
+  return id.length >= 12 ? `br-${id.slice(0, 12)}` : null
+}
+
+/** Usable addresses of an interface: parsed, IPv6 link-local left out. */
+function interfaceAddresses(interfaces: InterfaceAddresses, name: string | null): IpValue[] {
+  if (name === null) return []
+  const list = Object.hasOwn(interfaces, name) ? interfaces[name] : undefined
+  if (!Array.isArray(list)) return []
+  const out: IpValue[] = []
+  for (const entry of list as ReadonlyArray<{ readonly address: string }>) {
+    const ip = isObject(entry) ? parseIpValue(text(entry.address)) : null
+    if (ip !== null && !linkLocalV6(ip)) out.push(ip)
+  }
+  return out
+}
+
+/**
+ * Where containers on each bridge network reach this host, found as Docker itself puts the
+ * address on the bridge: the gateway the network's IPAM config lists; else the address the
+ * network's bridge interface (`com.docker.network.bridge.name`, or `br-` + id) holds on this
+ * host within the subnet; else the subnet's first usable address. A stock engine lists no
+ * gateway for its default bridge (`docker0`, 172.17.0.0/16) nor for a network created with
+ * `--subnet` alone, so the last two steps are what finds them. `interfaces` are this network
+ * namespace's (`os.networkInterfaces()`): the peer can listen only on addresses found there.
+ */
+export function bridgeGatewaysOf(networks: readonly DockerNetwork[], interfaces: InterfaceAddresses): BridgeGateways {
+  const bridges = networks
+    .filter((n) => isObject(n) && n.Driver === 'bridge')
+    .map((n) => {
+      const name = text(n.Name) || text(n.Id).slice(0, 12) || '?'
+      const defaultBridge = n.Options?.[DEFAULT_BRIDGE_OPTION] === 'true' || name === 'bridge'
+      return { n, name, defaultBridge, bridge: bridgeNameOf(n, defaultBridge) }
+    })
+    // The default bridge first: `docker run` without --network puts containers there.
+    .sort((a, b) => Number(b.defaultBridge) - Number(a.defaultBridge) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const found: BridgeGateway[] = []
+  const unresolved: BridgeGateways['unresolved'] = []
+  for (const { n, name, defaultBridge, bridge } of bridges) {
+    const local = interfaceAddresses(interfaces, bridge)
+    const configs = Array.isArray(n.IPAM?.Config) ? n.IPAM.Config.filter(isObject) : []
+    const mine: Array<{ ip: IpValue; source: GatewaySource }> = []
+    if (configs.length === 0) {
+      // No IPAM config at all: whatever the bridge holds is the truth.
+      for (const ip of local) mine.push({ ip, source: 'interface' })
+      if (local.length === 0) unresolved.push({ network: name, reason: `no subnet in its IPAM config and no address on ${bridge ?? 'its bridge'} in this network namespace` })
+    }
+    for (const config of configs) {
+      const listed = parseIpValue(text(config.Gateway))
+      if (listed !== null) {
+        mine.push({ ip: listed, source: 'ipam' })
+        continue
+      }
+      const subnet = parseCidr(text(config.Subnet))
+      if (subnet === null) {
+        unresolved.push({ network: name, reason: `neither a gateway nor a subnet in its IPAM config (${JSON.stringify(config)})` })
+        continue
+      }
+      const onBridge = local.find((ip) => within(subnet, ip))
+      if (onBridge !== undefined) {
+        mine.push({ ip: onBridge, source: 'interface' })
+        continue
+      }
+      const first = firstUsableAddress(text(config.Subnet))
+      if (first === null) unresolved.push({ network: name, reason: `subnet ${text(config.Subnet)} leaves no address for a gateway` })
+      else mine.push({ ip: parseIpValue(first) as IpValue, source: 'subnet' })
+    }
+    mine.sort((a, b) => a.ip.family - b.ip.family)
+    for (const { ip, source } of mine) found.push({ network: name, bridge, address: formatIp(ip), source, defaultBridge })
+  }
+  return { addresses: [...new Set(found.map((g) => g.address))], found, unresolved }
+}
+
+/** One line for the log: `bridge (docker0): 172.17.0.1, the address of docker0`. */
+export function describeGateway(g: BridgeGateway): string {
+  const how = g.source === 'ipam'
+    ? 'listed in its IPAM config'
+    : g.source === 'interface'
+      ? `the address of ${g.bridge ?? 'its bridge'}`
+      : `the first address of its subnet${g.bridge === null ? '' : ` (${g.bridge} not found in this network namespace)`}`
+  return `${g.network}${g.bridge === null ? '' : ` (${g.bridge})`}: ${g.address}, ${how}`
+}

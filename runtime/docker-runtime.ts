@@ -3,7 +3,8 @@
  *
  * A connection ("session") goes: version → open the event stream → reconcile (list all,
  * inspect each, emit `reconciled`) → healthy status → follow events, with a periodic
- * reconcile. The stream is opened before the list so no change falls between the two;
+ * reconcile that also looks at the bridge networks again (their gateways are where containers
+ * reach this host's DNS; `bridgeGatewaysOf` says how they are found). The stream is opened before the list so no change falls between the two;
  * events that arrive meanwhile wait and are inspected after `reconciled`.
  *
  * Ordering per container id: at most one inspection in flight per id; events arriving while
@@ -19,11 +20,12 @@
  * no handles behind and a late answer of an old session is ignored.
  */
 import { Agent } from 'node:http'
+import { networkInterfaces } from 'node:os'
 import { Readable } from 'node:stream'
 import Docker from 'dockerode'
 import type { Container } from '../storage/statestore/index.ts'
 import { checkIdentity, toContainerRecord } from './container-record.ts'
-import { draftFromInspect, eventEffect, EventLineParser, type DockerInspect } from './docker-mapping.ts'
+import { bridgeGatewaysOf, describeGateway, draftFromInspect, eventEffect, EventLineParser, type DockerInspect } from './docker-mapping.ts'
 import {
   compareContainers, sameStatus, SILENT_LOG,
   type ContainerRuntime, type RuntimeChange, type RuntimeIdentity, type RuntimeLog, type RuntimeStatus,
@@ -139,6 +141,8 @@ export class DockerRuntime implements ContainerRuntime {
   private reconnectTimer: ReturnType<typeof setTimeout> | null = null
   private running = false
   private connecting: Promise<void> | null = null
+  /** What the log last said about the bridge gateways (said again only when it changes). */
+  private gatewaySummary: string | null = null
   private readonly counters: DockerRuntimeStats = {
     connects: 0, disconnects: 0, reconciles: 0, inspections: 0, containerEvents: 0, garbageEventLines: 0, clampedRecords: 0, droppedRecords: 0,
   }
@@ -267,12 +271,23 @@ export class DockerRuntime implements ContainerRuntime {
     }
   }
 
-  /** Gateway addresses of the engine's bridge networks, sorted (IPv4 and IPv6). */
+  /**
+   * Gateway addresses of the engine's bridge networks, the default bridge's first (see
+   * `bridgeGatewaysOf`). The interfaces read are this process's network namespace's: right
+   * when the peer runs on the Docker host itself, as it must to listen on the bridges.
+   * Says in the log how each was found whenever the answer changes.
+   */
   private async bridgeGateways(session: Session): Promise<string[]> {
     const networks = await session.api.listNetworks({ filters: { driver: ['bridge'] }, abortSignal: session.abort.signal })
-    const found = new Set<string>()
-    for (const n of networks) for (const c of n.IPAM?.Config ?? []) if (typeof c.Gateway === 'string' && c.Gateway !== '') found.add(c.Gateway)
-    return [...found].sort()
+    const result = bridgeGatewaysOf(networks, networkInterfaces())
+    const summary = [...result.found.map(describeGateway), ...result.unresolved.map((u) => `${u.network}: no gateway, ${u.reason}`)].join('; ')
+    if (summary !== this.gatewaySummary) {
+      this.gatewaySummary = summary
+      if (result.found.length > 0) this.log.info(`bridge gateways of the engine at ${this.socket}: ${result.found.map(describeGateway).join('; ')}`)
+      for (const u of result.unresolved) this.log.warn(`bridge network ${u.network} of the engine at ${this.socket} has no gateway address: ${u.reason}; containers on it cannot reach this peer`)
+      if (networks.length === 0) this.log.warn(`the engine at ${this.socket} has no bridge network: containers on this host cannot reach this peer's DNS; create one (docker network create NAME) or start dockerd without --bridge=none`)
+    }
+    return result.addresses
   }
 
   /** Closes a failed session, says why in the status, and schedules the reconnect. */
@@ -486,6 +501,13 @@ export class DockerRuntime implements ContainerRuntime {
     this.emit({ type: 'reconciled', containers: [...this.containers()] })
   }
 
+  private async refreshGateways(session: Session): Promise<void> {
+    if (session.closed) return
+    const gateways = await this.bridgeGateways(session)
+    if (session.closed || session !== this.session) return
+    this.setStatus(this.currentStatus.degraded, this.currentStatus.engineVersion, gateways)
+  }
+
   private reconcileInBackground(session: Session): void {
     this.reconcile(session).catch((err: unknown) => this.fail(session, `reconcile failed: ${errorText(err)}`))
   }
@@ -494,7 +516,8 @@ export class DockerRuntime implements ContainerRuntime {
     if (session.closed) return
     session.timer = setTimeout(() => {
       session.timer = null
-      this.reconcile(session).then(
+      // Networks have no events here: a bridge created since the last look is found with the reconcile.
+      this.reconcile(session).then(() => this.refreshGateways(session)).then(
         () => this.scheduleReconcile(session),
         (err: unknown) => this.fail(session, `engine unreachable at ${this.socket}: ${errorText(err)}`),
       )

@@ -5,7 +5,10 @@
  */
 import { describe, it, expect } from 'vitest'
 import { encodeRecord, parseContainer, RECORD_MAX_ITEMS, RECORD_MAX_TEXT_CHARS, type Container } from '../../storage/statestore/index.ts'
-import { draftFromInspect, eventEffect, EventLineParser, EVENT_LINE_MAX_CHARS, parsePortKey, type DockerInspect } from '../../runtime/docker-mapping.ts'
+import {
+  bridgeGatewaysOf, describeGateway, draftFromInspect, eventEffect, EventLineParser, EVENT_LINE_MAX_CHARS, firstUsableAddress, parsePortKey,
+  type DockerInspect, type DockerNetwork, type InterfaceAddresses,
+} from '../../runtime/docker-mapping.ts'
 import { CONTAINER_RECORD_MAX_BYTES, clampTime, toContainerRecord, truncateText, type ContainerDraft } from '../../runtime/container-record.ts'
 import { nextBackoffMs } from '../../runtime/docker-runtime.ts'
 import { parsePortLabel, serviceOf, servicePortsOf } from '../../runtime/container-labels.ts'
@@ -350,5 +353,74 @@ describe('labels → service membership', () => {
     expect(servicePortsOf(c({}, ports))).toEqual([{ port: 53, protocol: 'udp' }, { port: 80, protocol: 'tcp' }])
     expect(servicePortsOf(c({ 'shoal.port': '8080' }, ports))).toEqual([{ port: 8080, protocol: 'tcp' }])
     expect(parsePortLabel(' 443 , 53/UDP,53/tcp, x, 0, 70000, 80/sctp')).toEqual([{ port: 53, protocol: 'tcp' }, { port: 53, protocol: 'udp' }, { port: 443, protocol: 'tcp' }])
+  })
+})
+
+describe('bridge gateways: where containers reach this host', () => {
+  /** `docker network ls --filter driver=bridge` of a stock Docker 20.10 engine (no --bip): IPAM lists no gateway. */
+  const stockBridge: DockerNetwork = {
+    Name: 'bridge', Id: 'e4dd3d345b89a497ee2549f746add222674e789da4af117ebcf82e63dacea58c', Driver: 'bridge',
+    IPAM: { Config: [{ Subnet: '172.17.0.0/16' }] },
+    Options: { 'com.docker.network.bridge.default_bridge': 'true', 'com.docker.network.bridge.name': 'docker0', 'com.docker.network.driver.mtu': '1500' },
+  }
+  /** `docker network create foo`: the engine lists the gateway it picked. */
+  const created: DockerNetwork = { Name: 'foo', Id: '5ef01c3370a7167d2810634ef59cb804b04ad2a8e93bfbcf212776f4ba5ff6d6', Driver: 'bridge', IPAM: { Config: [{ Gateway: '172.18.0.1', Subnet: '172.18.0.0/16' }] }, Options: {} }
+  /** `docker network create --subnet 10.77.0.0/24 bar`: a subnet, no gateway, bridge br-<id12>. */
+  const subnetOnly: DockerNetwork = { Name: 'bar', Id: '34aaedd7e919fb87d58749712c2999db4f6382936062147910c5c9a8d0d2d57b', Driver: 'bridge', IPAM: { Config: [{ Subnet: '10.77.0.0/24' }] }, Options: {} }
+  /** The test engines: `--bridge shoal-d3` with 10.213.3.1/24 made beforehand; IPAM lists the gateway. */
+  const testEngine: DockerNetwork = {
+    Name: 'bridge', Id: 'aa', Driver: 'bridge', IPAM: { Config: [{ Subnet: '10.213.3.0/24', Gateway: '10.213.3.1' }] },
+    Options: { 'com.docker.network.bridge.default_bridge': 'true', 'com.docker.network.bridge.name': 'shoal-d3' },
+  }
+  const lo = { lo: [{ address: '127.0.0.1' }, { address: '::1' }] }
+
+  const table: Array<{ why: string; networks: DockerNetwork[]; interfaces: InterfaceAddresses; addresses: string[]; sources?: string[]; unresolved?: string[] }> = [
+    { why: 'stock engine, peer beside docker0: the address docker0 holds', networks: [stockBridge], interfaces: { ...lo, docker0: [{ address: '172.17.0.1' }, { address: 'fe80::42:acff:fe11:1' }] }, addresses: ['172.17.0.1'], sources: ['interface'] },
+    { why: 'stock engine, docker0 given another address by hand: that address, not a guess', networks: [stockBridge], interfaces: { docker0: [{ address: '172.17.42.1' }] }, addresses: ['172.17.42.1'], sources: ['interface'] },
+    { why: 'stock engine, docker0 not visible (peer elsewhere): the subnet\'s first address', networks: [stockBridge], interfaces: lo, addresses: ['172.17.0.1'], sources: ['subnet'] },
+    { why: 'an address of docker0 outside the subnet is not the gateway', networks: [stockBridge], interfaces: { docker0: [{ address: '192.168.9.1' }] }, addresses: ['172.17.0.1'], sources: ['subnet'] },
+    { why: 'IPAM lists the gateway (--bip, --bridge): taken as is', networks: [testEngine], interfaces: lo, addresses: ['10.213.3.1'], sources: ['ipam'] },
+    { why: 'user network with a listed gateway, and one with --subnet only on br-<id12>', networks: [subnetOnly, created], interfaces: { 'br-34aaedd7e919': [{ address: '10.77.0.1' }] }, addresses: ['10.77.0.1', '172.18.0.1'], sources: ['interface', 'ipam'] },
+    { why: 'the default bridge first whatever the names, the others by name', networks: [created, subnetOnly, stockBridge], interfaces: {}, addresses: ['172.17.0.1', '10.77.0.1', '172.18.0.1'], sources: ['subnet', 'subnet', 'ipam'] },
+    {
+      why: 'dual stack: IPv4 first, IPv6 from its subnet in canonical form; link-local never',
+      networks: [{ ...stockBridge, IPAM: { Config: [{ Subnet: 'fd00:0:0:0::/64' }, { Subnet: '172.17.0.0/16' }] } }],
+      interfaces: { docker0: [{ address: 'fe80::1' }, { address: '172.17.0.1' }] },
+      addresses: ['172.17.0.1', 'fd00::1'], sources: ['interface', 'subnet'],
+    },
+    { why: 'no IPAM config: whatever the bridge holds', networks: [{ ...stockBridge, IPAM: null }], interfaces: { docker0: [{ address: '172.17.0.1' }] }, addresses: ['172.17.0.1'], sources: ['interface'] },
+    { why: 'no IPAM config and no bridge here: none, with why', networks: [{ ...stockBridge, IPAM: { Config: [] } }], interfaces: lo, addresses: [], unresolved: ['bridge'] },
+    { why: 'a /32 leaves no address for a gateway', networks: [{ ...subnetOnly, IPAM: { Config: [{ Subnet: '10.9.9.9/32' }] } }], interfaces: {}, addresses: [], unresolved: ['bar'] },
+    { why: 'garbage in IPAM: refused with why, never a throw', networks: [{ ...subnetOnly, IPAM: { Config: [{ Subnet: '300.1.1.0/24', Gateway: 'nope' }, null] } }], interfaces: {}, addresses: [], unresolved: ['bar'] },
+    { why: 'other drivers are not bridges', networks: [{ Name: 'host', Driver: 'host', IPAM: { Config: [] } }, { Name: 'ov', Driver: 'overlay', IPAM: { Config: [{ Subnet: '10.0.0.0/24', Gateway: '10.0.0.1' }] } }], interfaces: lo, addresses: [] },
+    { why: 'no networks at all', networks: [], interfaces: lo, addresses: [] },
+  ]
+  for (const row of table) {
+    it(row.why, () => {
+      const result = bridgeGatewaysOf(row.networks, row.interfaces)
+      expect(result.addresses).toEqual(row.addresses)
+      if (row.sources !== undefined) expect(result.found.map((g) => g.source)).toEqual(row.sources)
+      expect(result.unresolved.map((u) => u.network)).toEqual(row.unresolved ?? [])
+    })
+  }
+
+  it('says in the log how each was found', () => {
+    const stock = bridgeGatewaysOf([stockBridge, subnetOnly], { docker0: [{ address: '172.17.0.1' }] })
+    expect(stock.found.map(describeGateway)).toEqual([
+      'bridge (docker0): 172.17.0.1, the address of docker0',
+      'bar (br-34aaedd7e919): 10.77.0.1, the first address of its subnet (br-34aaedd7e919 not found in this network namespace)',
+    ])
+    expect(describeGateway(bridgeGatewaysOf([testEngine], {}).found[0]!)).toBe('bridge (shoal-d3): 10.213.3.1, listed in its IPAM config')
+    expect(bridgeGatewaysOf([{ ...subnetOnly, IPAM: { Config: [{ Subnet: '10.9.9.9/32' }] } }], {}).unresolved[0]!.reason).toBe('subnet 10.9.9.9/32 leaves no address for a gateway')
+  })
+
+  it('first usable address of a subnet', () => {
+    expect(firstUsableAddress('172.17.0.0/16')).toBe('172.17.0.1')
+    expect(firstUsableAddress('172.17.5.9/16'), 'host bits are cleared first').toBe('172.17.0.1')
+    expect(firstUsableAddress('10.0.0.0/30')).toBe('10.0.0.1')
+    expect(firstUsableAddress('10.0.0.0/31')).toBeNull()
+    expect(firstUsableAddress('2001:db8:1::/64')).toBe('2001:db8:1::1')
+    expect(firstUsableAddress('::ffff:172.17.0.0/112')).toBe('::ffff:ac11:1')
+    for (const bad of ['', '172.17.0.0', '172.17.0.0/33', '1.2.3/8', 'fe80::%eth0/64', '1:2:3:4:5:6:7:8:9/64', ':::/8']) expect(firstUsableAddress(bad), bad).toBeNull()
   })
 })
