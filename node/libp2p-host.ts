@@ -1,6 +1,6 @@
 /**
- * Builds the peer's libp2p node: TCP, a private network (pre-shared key) in front of Noise and
- * Yamux, Identify, bootstrap discovery and gossipsub. Counts connections refused by the
+ * Builds the peer's libp2p node: TCP, a private network (pre-shared key, protocols/pnet) in front
+ * of Noise and Yamux, Identify, bootstrap discovery and gossipsub. Counts connections refused by the
  * private-network handshake, which is how a process without the cluster secret shows up.
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
@@ -10,7 +10,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { bootstrap } from '@libp2p/bootstrap'
 import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
-import { preSharedKey } from '@libp2p/pnet'
+import { pskProtector } from '../protocols/pnet/protector.ts'
 import type { ConnectionProtector, MessageStream, PrivateKey, AbortOptions } from '@libp2p/interface'
 import type { Identify } from '@libp2p/identify'
 import type { Multiaddr } from '@multiformats/multiaddr'
@@ -70,7 +70,7 @@ class HandshakeTracker {
 /** Creates (but does not start) the libp2p node, and the handshake counters it feeds. */
 export async function createHost(init: HostInit): Promise<{ libp2p: ShoalLibp2p; handshakes: HandshakeStats }> {
   const tracker = new HandshakeTracker()
-  const psk = preSharedKey({ psk: init.clusterSecret })
+  const psk = pskProtector({ psk: init.clusterSecret })
   const libp2p = await createLibp2p<ShoalServices>({
     privateKey: init.privateKey,
     start: false,
