@@ -24,6 +24,12 @@
  * it would put a disk trip between commit and apply on every write. A crash can tear only the
  * last record, which recovery detects by length and CRC and cuts off; damage anywhere else
  * refuses to start rather than serving a log with a hole.
+ *
+ * A segment cut short by more than its last write (a disk that lost acknowledged writes, a file
+ * restored from an old copy) ends just like a torn one; the tail mark (tail-mark.ts), rewritten
+ * after every durable write, tells the two apart. Such a loss is reported in `recovery.lostTail`
+ * and as `recovery.repairIndex`: the driver must not let this peer vote until its log reaches
+ * that index again, and the storage keeps that duty on disk until it does.
  */
 import { constants } from 'node:fs'
 import { mkdir, open, readdir, readFile, unlink, truncate, type FileHandle } from 'node:fs/promises'
@@ -43,6 +49,7 @@ import {
 import { encodeRecords, scanRecords, type WalRecord } from './wal-record.ts'
 import type { SnapshotStore } from '../snapshots/snapshot-store.ts'
 import { fsyncDir } from './fs-util.ts'
+import { TAIL_MARK_FILE, TailMarkWriter, readTailMark } from './tail-mark.ts'
 
 /** Segments are appended to with synchronous writes (see the header). */
 const SEGMENT_FLAGS = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC
@@ -77,6 +84,19 @@ export interface RecoveryReport {
   segments: number
   /** Where a torn last record was cut off, if one was. */
   tornTail: { segment: string; offset: number } | null
+  /**
+   * The log is shorter than it was after its last durable write: acknowledged entries are
+   * gone, not just an interrupted last write. Null when the tail is whole (or cannot be
+   * checked: see `tailMarkDamaged`, and logs written before the tail mark existed).
+   */
+  lostTail: { segment: string; expectedBytes: number; foundBytes: number; expectedLastIndex: number; lastIndex: number } | null
+  /**
+   * Entries through this index may have been acknowledged and are not in the log any more:
+   * the peer must not vote or campaign until its log reaches it (0: nothing to repair).
+   */
+  repairIndex: number
+  /** The tail mark exists but neither of its copies is readable: the tail could not be checked. */
+  tailMarkDamaged: boolean
   /** Newer snapshots that failed their checksum and were passed over for an older one. */
   damagedSnapshots: number[]
 }
@@ -114,10 +134,18 @@ export class FileLogStorage implements LogStorage {
   private hardState: HardState
   /** The hard state moved (commit only) since it was last written. */
   private hardStateUnwritten = false
+  /** The hard state as last written to a segment (what the tail mark may vouch for). */
+  private durableHardState: HardState
+  private readonly tailMark: TailMarkWriter
+  /** See RecoveryReport.repairIndex; cleared once the log reaches it. */
+  private repairIndexValue: number
   private writing = false
 
-  private constructor(dir: string, memory: MemoryLogStorage, segments: Segment[], active: FileHandle, hardState: HardState, recovery: RecoveryReport, options: FileLogStorageOptions) {
+  private constructor(dir: string, memory: MemoryLogStorage, segments: Segment[], active: FileHandle, hardState: HardState, tailMark: TailMarkWriter, recovery: RecoveryReport, options: FileLogStorageOptions) {
     this.dir = dir
+    this.tailMark = tailMark
+    this.durableHardState = hardState
+    this.repairIndexValue = recovery.repairIndex
     this.snapshots = options.snapshots
     this.memory = memory
     this.segments = segments
@@ -150,6 +178,14 @@ export class FileLogStorage implements LogStorage {
     const found = await options.snapshots.newest()
     let snapshot: Snapshot | null = found.snapshot
     const fresh = segmentSeqs.length === 0 && snapshot === null
+    const markPath = join(dir, TAIL_MARK_FILE)
+    const { mark, damaged: tailMarkDamaged } = readTailMark(markPath)
+    if (fresh && options.founding !== undefined && mark !== null && mark.lastIndex > 1) {
+      throw new LogCorruptionError(
+        `the Raft log in ${dir} is gone (its tail mark says it reached index ${mark.lastIndex}), so this peer cannot found a new cluster there: ` +
+        'restore the data dir from a backup, or start with an empty --data-dir and --bootstrap to join an existing cluster.',
+      )
+    }
     let memory: MemoryLogStorage
     let hardState: HardState = EMPTY_HARD_STATE
     if (fresh && options.founding !== undefined) {
@@ -228,6 +264,34 @@ export class FileLogStorage implements LogStorage {
       segments.push({ seq, path, bytes: size, maxIndex })
     }
     if (hardState.commit < memory.firstIndex() - 1) hardState = { ...hardState, commit: memory.firstIndex() - 1 }
+
+    // A torn tail is at most the last write, which the tail mark (written after each durable
+    // write returned) never covers; a segment shorter than the mark lost writes that were done.
+    let lostTail: RecoveryReport['lostTail'] = null
+    let repairIndex = mark?.repairIndex ?? 0
+    if (mark !== null) {
+      const seg = segments.find((s) => s.seq === mark.segmentSeq)
+      const newest = segments[segments.length - 1]
+      // A segment older than the oldest left was compacted away: nothing to compare.
+      const foundBytes = seg !== undefined ? seg.bytes : newest === undefined || mark.segmentSeq > newest.seq ? 0 : null
+      if (foundBytes !== null && foundBytes < mark.segmentBytes) {
+        lostTail = {
+          segment: seg?.path ?? join(dir, segmentName(mark.segmentSeq)),
+          expectedBytes: mark.segmentBytes,
+          foundBytes,
+          expectedLastIndex: mark.lastIndex,
+          lastIndex: memory.lastIndex(),
+        }
+        repairIndex = Math.max(repairIndex, mark.lastIndex)
+      }
+      // The term and vote must never go back: a vote cast again in the same term could elect
+      // two leaders. The mark holds them if the records that did were lost.
+      const mh = mark.hardState
+      if (mh.term > hardState.term || (mh.term === hardState.term && hardState.vote === null && mh.vote !== null)) {
+        hardState = { ...hardState, term: mh.term, vote: mh.vote }
+      }
+    }
+    if (repairIndex <= memory.lastIndex()) repairIndex = 0
     memory.setHardState(hardState)
 
     if (segments.length === 0) {
@@ -236,16 +300,34 @@ export class FileLogStorage implements LogStorage {
     }
     const activeSegment = segments[segments.length - 1] as Segment
     const active = await open(activeSegment.path, SEGMENT_FLAGS, 0o600)
+    let tailMark: TailMarkWriter
+    try {
+      tailMark = TailMarkWriter.open(markPath)
+    } catch (err) {
+      await active.close()
+      throw err
+    }
     await fsyncDir(dir)
-    const storage = new FileLogStorage(dir, memory, segments, active, hardState, {
+    const storage = new FileLogStorage(dir, memory, segments, active, hardState, tailMark, {
       snapshotIndex: memory.snapshot().metadata.index,
       firstIndex: memory.firstIndex(),
       lastIndex: memory.lastIndex(),
       segments: segments.length,
       tornTail,
+      lostTail,
+      repairIndex,
+      tailMarkDamaged,
       damagedSnapshots: found.damaged,
     }, options)
-    if (fresh && options.founding !== undefined) await storage.persist({ hardState, entries: [] })
+    if (fresh && options.founding !== undefined) {
+      await storage.persist({ hardState, entries: [] })
+    } else if (repairIndex > 0) {
+      // The duty to repair must outlive a power cut: the segment now regrows from a shorter
+      // length, and a mark that fell back to an older copy could no longer see the loss.
+      storage.markDurably()
+    } else {
+      storage.mark()
+    }
     return storage
   }
 
@@ -300,6 +382,7 @@ export class FileLogStorage implements LogStorage {
       if (records.length === 0) return
       await this.writeDurably(records)
       this.hardStateUnwritten = false
+      if (hardState !== undefined) this.durableHardState = hardState
       const seg = this.segments[this.segments.length - 1] as Segment
       for (const e of batch.entries) seg.maxIndex = Math.max(seg.maxIndex, e.index)
       this.stats.entriesWritten += batch.entries.length
@@ -309,6 +392,7 @@ export class FileLogStorage implements LogStorage {
         this.hardState = batch.hardState
         this.memory.setHardState(batch.hardState)
       }
+      this.mark()
       if (seg.bytes >= this.segmentMaxBytes) await this.rollSegment()
     } finally {
       this.writing = false
@@ -320,6 +404,7 @@ export class FileLogStorage implements LogStorage {
     const snap = this.memory.createSnapshot(index, confState, data)
     await this.snapshots.save(snap)
     await this.writeDurably([{ kind: 'snapshot', index: snap.metadata.index, term: snap.metadata.term, replacesLog: false }])
+    this.mark()
     await this.snapshots.prune(this.keepSnapshots)
     return snap
   }
@@ -339,7 +424,12 @@ export class FileLogStorage implements LogStorage {
 
   async close(): Promise<void> {
     // A clean stop keeps the last commit index, so a restart applies as far as before.
-    if (this.hardStateUnwritten && !this.writing) await this.writeDurably([{ kind: 'hard-state', hardState: this.hardState }])
+    if (this.hardStateUnwritten && !this.writing) {
+      await this.writeDurably([{ kind: 'hard-state', hardState: this.hardState }])
+      this.durableHardState = this.hardState
+      this.mark()
+    }
+    this.tailMark.close()
     await this.active.close()
     await this.snapshots.close()
   }
@@ -369,5 +459,35 @@ export class FileLogStorage implements LogStorage {
     const snap = this.memory.snapshot().metadata
     await this.writeDurably([{ kind: 'snapshot', index: snap.index, term: snap.term, replacesLog: false }, { kind: 'hard-state', hardState: this.hardState }])
     this.hardStateUnwritten = false
+    this.durableHardState = this.hardState
+    this.mark()
+  }
+
+  /**
+   * Entries through `index` were lost after this peer may have acknowledged them (the Raft
+   * core found out at run time): keep that on disk, synced, until the log reaches it again,
+   * so a restart in between cannot forget that this peer must not vote yet.
+   */
+  markRepairNeeded(index: number): void {
+    if (index <= this.repairIndexValue || index <= this.memory.lastIndex()) return
+    this.repairIndexValue = index
+    this.markDurably()
+  }
+
+  /** Index the log must reach before this peer may vote again; 0 when nothing is missing. */
+  get repairIndex(): number {
+    return this.repairIndexValue
+  }
+
+  /** Records in the tail mark how far the log reached after the last durable write (see tail-mark.ts). */
+  private mark(): void {
+    if (this.repairIndexValue > 0 && this.memory.lastIndex() >= this.repairIndexValue) this.repairIndexValue = 0
+    const seg = this.segments[this.segments.length - 1] as Segment
+    this.tailMark.write({ segmentSeq: seg.seq, segmentBytes: seg.bytes, lastIndex: this.memory.lastIndex(), repairIndex: this.repairIndexValue, hardState: this.durableHardState })
+  }
+
+  private markDurably(): void {
+    const seg = this.segments[this.segments.length - 1] as Segment
+    this.tailMark.writeDurably({ segmentSeq: seg.seq, segmentBytes: seg.bytes, lastIndex: this.memory.lastIndex(), repairIndex: this.repairIndexValue, hardState: this.durableHardState })
   }
 }

@@ -3,12 +3,13 @@
  * then what only the file storage promises: recovery after restart, torn tails, corruption.
  */
 import { describe, it, expect, afterEach } from 'vitest'
-import { mkdtempSync, rmSync, readdirSync, statSync, truncateSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, readdirSync, statSync, truncateSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MemoryLogStorage, type Entry, type Snapshot, type ConfState } from '../../protocols/raft/index.ts'
 import { FileLogStorage, LogCorruptionError, type FileLogStorageOptions } from '../../storage/raft-log/file-log-storage.ts'
-import { scanRecords } from '../../storage/raft-log/wal-record.ts'
+import { encodeRecords, scanRecords } from '../../storage/raft-log/wal-record.ts'
+import { TAIL_MARK_FILE } from '../../storage/raft-log/tail-mark.ts'
 import { openSnapshotStore } from '../../storage/snapshots/snapshot-store.ts'
 
 const dirs: string[] = []
@@ -27,6 +28,10 @@ async function openLog(dir: string, options: Omit<FileLogStorageOptions, 'snapsh
 }
 
 const CONF: ConfState = { voters: ['a'], learners: [] }
+/** The one (active) segment of a small log. */
+function segmentPath(dir: string): string {
+  return join(dir, readdirSync(dir).filter((n) => /^wal-\d+\.log$/.test(n)).sort().at(-1)!)
+}
 function ents(from: number, to: number, term: number): Entry[] {
   return Array.from({ length: to - from + 1 }, (_, i) => ({ index: from + i, term, type: 'normal' as const, data: new TextEncoder().encode(`e${from + i}t${term}`) }))
 }
@@ -134,17 +139,94 @@ describe('FileLogStorage recovery', () => {
     const a = await openLog(dir, { founding: CONF })
     await a.persist({ entries: ents(2, 10, 2) })
     await a.close()
-    const seg = join(dir, readdirSync(dir).find((n) => n.startsWith('wal-'))!)
-    truncateSync(seg, statSync(seg).size - 3) // the crash interrupted the last write
+    const seg = segmentPath(dir)
+    // The crash interrupted the next write: only part of its bytes reached the file.
+    const interrupted = encodeRecords([{ kind: 'entry', entry: ents(11, 11, 2)[0]! }, { kind: 'hard-state', hardState: { term: 2, vote: 'a', commit: 11 } }])
+    appendFileSync(seg, interrupted.subarray(0, interrupted.byteLength - 3))
     const b = await openLog(dir)
-    expect(b.lastIndex()).toBe(9)
+    expect(b.lastIndex()).toBe(11) // the write's complete first record stays: it was simply synced first
     expect(b.recovery.tornTail).not.toBeNull()
-    await b.persist({ entries: ents(10, 12, 3) })
+    expect(b.recovery.lostTail).toBeNull()
+    expect(b.recovery.repairIndex).toBe(0)
+    await b.persist({ entries: ents(11, 12, 3) })
     await b.close()
     const c = await openLog(dir)
     expect(c.lastIndex()).toBe(12)
-    expect(c.term(10)).toBe(3)
+    expect(c.term(11)).toBe(3)
     expect(c.recovery.tornTail).toBeNull()
+    expect(c.recovery.lostTail).toBeNull()
+  })
+
+  it('a segment cut short in the middle is a lost tail, not a torn one, on a record boundary or not', async () => {
+    for (const cut of ['mid-record', 'record boundary'] as const) {
+      const dir = tmp()
+      const a = await openLog(dir, { founding: CONF })
+      await a.persist({ entries: ents(2, 100, 2), hardState: { term: 2, vote: 'a', commit: 90 } })
+      const kept = statSync(segmentPath(dir)).size
+      for (let i = 101; i <= 1000; i += 10) await a.persist({ entries: ents(i, i + 9, 3), hardState: { term: 3, vote: 'b', commit: i } })
+      await a.close()
+      // A disk that lost acknowledged writes (or a file restored from an old copy): most of the segment is gone.
+      truncateSync(segmentPath(dir), cut === 'record boundary' ? kept : kept + 30)
+      const b = await openLog(dir)
+      expect(b.lastIndex(), cut).toBe(100)
+      expect(b.recovery.lostTail, cut).toMatchObject({ expectedLastIndex: 1000, lastIndex: 100 })
+      expect(b.recovery.lostTail!.foundBytes).toBeLessThan(b.recovery.lostTail!.expectedBytes)
+      expect(b.recovery.repairIndex).toBe(1000)
+      // The term and vote of the lost records are kept: a vote must never be cast twice in a term.
+      expect(b.initialState().hardState).toEqual({ term: 3, vote: 'b', commit: 90 })
+      await b.close()
+    }
+  })
+
+  it('keeps the duty to repair across restarts until the log reaches the lost index again', async () => {
+    const dir = tmp()
+    const a = await openLog(dir, { founding: CONF })
+    await a.persist({ entries: ents(2, 20, 2) })
+    const kept = statSync(segmentPath(dir)).size
+    await a.persist({ entries: ents(21, 60, 2) })
+    await a.close()
+    truncateSync(segmentPath(dir), kept)
+    const b = await openLog(dir)
+    expect(b.recovery.repairIndex).toBe(60)
+    await b.persist({ entries: ents(21, 70 - 30, 4) }) // copied back from a leader, partly
+    await b.close()
+    // The segment has regrown, but not to where it was: the duty is still on disk.
+    const c = await openLog(dir)
+    expect(c.recovery.lostTail).toBeNull()
+    expect(c.recovery.repairIndex).toBe(60)
+    await c.persist({ entries: ents(41, 65, 4) })
+    expect(c.repairIndex).toBe(0)
+    await c.close()
+    const d = await openLog(dir)
+    expect(d.recovery.repairIndex).toBe(0)
+    expect(d.lastIndex()).toBe(65)
+    await d.close()
+  })
+
+  it('remembers a loss the Raft core found at run time', async () => {
+    const dir = tmp()
+    const a = await openLog(dir, { founding: CONF })
+    await a.persist({ entries: ents(2, 20, 2) })
+    a.markRepairNeeded(50) // a leader said entries through 50 are committed here
+    a.markRepairNeeded(10) // already held: nothing to repair
+    await a.close()
+    const b = await openLog(dir)
+    expect(b.recovery.repairIndex).toBe(50)
+    await b.close()
+  })
+
+  it('a log written before the tail mark existed opens as before', async () => {
+    const dir = tmp()
+    const a = await openLog(dir, { founding: CONF })
+    await a.persist({ entries: ents(2, 30, 2) })
+    await a.close()
+    rmSync(join(dir, TAIL_MARK_FILE))
+    truncateSync(segmentPath(dir), statSync(segmentPath(dir)).size - 3)
+    const b = await openLog(dir)
+    expect(b.lastIndex()).toBe(29)
+    expect(b.recovery.lostTail).toBeNull()
+    expect(b.recovery.repairIndex).toBe(0)
+    await b.close()
   })
 
   it('damage before the tail refuses to start instead of serving a log with a hole', async () => {
