@@ -241,7 +241,7 @@ export class Peer {
       runtime = new DockerRuntime({ socket: config.docker, identity: { hostId: this.peerId, hostName: config.name }, log: log.child('docker') })
       this.runtime = runtime
       runtime.subscribe((change) => {
-        if (change.type === 'status') this.dns?.gatewaysChanged(change.status.gateways)
+        if (change.type === 'status') this.dns?.runtimeChanged(change.status)
       })
     }
     const libp2p = this.libp2p

@@ -26,7 +26,12 @@ export async function statusCommand(argv: string[]): Promise<number> {
     ['Role', s.role === 'none' ? 'none (consensus not running)' : `${s.role}, term ${s.term}, leader ${s.leader ?? 'unknown'}`],
     ['Members', `${s.members.alive} alive, ${s.members.suspect} suspect, ${s.members.dead} dead, ${s.members.left} left`],
     ['Runtime', runtime],
-    ['DNS', s.dns === null ? 'off' : `${s.dns.listen.join(', ')}${s.dns.containers.listen.length > 0 ? `; containers: ${s.dns.containers.listen.join(', ')}` : s.dns.containers.error !== null ? `; not for containers: ${s.dns.containers.error}` : ''} (${s.dns.stats.queries.received} queries, ${s.dns.stats.queries.malformed} malformed, ${s.dns.stats.zone.names} names)`],
+    ['DNS', s.dns === null ? 'off' : `${s.dns.listen.join(', ')} (${s.dns.stats.queries.received} queries, ${s.dns.stats.queries.malformed} malformed, ${s.dns.stats.zone.names} names)`],
+    // Where containers on this host point their resolver, or why they cannot (and what to do).
+    ...(s.dns === null || (s.dns.containers.listen.length === 0 && s.dns.containers.error === null) ? [] : [['Docker DNS', [
+      ...(s.dns.containers.dockerRunFlags === null ? [] : [`${s.dns.containers.listen.join(', ')}: docker run ${s.dns.containers.dockerRunFlags} ...`]),
+      ...(s.dns.containers.error === null ? [] : [`WARNING: ${s.dns.containers.error}`]),
+    ].join('\n             ')] as [string, string]]),
     ['Refused', `${sec.rejectedInbound} inbound, ${sec.rejectedOutbound} outbound connections without the cluster secret${sec.lastRejectedAddr === null ? '' : ` (last: ${sec.lastRejectedAddr} at ${sec.lastRejectedAt})`}`],
     ['Started', `${s.startedAt} (${age(s.startedAt)} ago)`],
     ['Data dir', s.dataDir],

@@ -11,6 +11,9 @@
  *   await a.start()                              // same data root: the containers are still there, still running
  *   await a.stop()                               // everything gone: containers, daemons, mounts, bridge, files
  *
+ *   const s = await startDockerd('stock', { stock: true })   // Docker's own network defaults, in a namespace of its own
+ *   spawn(...s.inNamespace(NODE, [MAIN, 'start', '--docker', s.socket]))  // a peer beside s's docker0
+ *
  * How one engine is set up (root = a fresh /tmp/shoal-dockerd-NAME-XXXXXX):
  * - Slot N (1..250) is claimed with an exclusive lock file in /tmp/shoal-dockerd-locks/N.json
  *   holding our pid; a lock whose pid is dead is reaped first (its processes, mounts,
@@ -28,6 +31,14 @@
  *   restart takes well under a second. Namespaces `shoal-dN` / `shoal-dN-plugins` and the
  *   cgroup parent `shoal-dN` keep engines apart even on a shared containerd.
  * - Storage: overlay2, falling back to vfs (once per process) if dockerd refuses it.
+ * - A stock engine (`{ stock: true }`) keeps dockerd's network defaults instead: no --bridge,
+ *   --bip, --dns nor iptables/NAT flags, so it makes its own `docker0` (172.17.0.1/16 in an empty
+ *   namespace) and lists no gateway for it, as on a freshly installed host. It runs in a network
+ *   namespace of its own, /run/netns/shoal-dN with loopback up, so that docker0 and its iptables
+ *   rules cannot clash with the machine's or other engines'; data, exec root, pidfile, socket,
+ *   containerd and cgroup parent stay private as for the others. Programs meant to share its
+ *   network (a peer listening on docker0) start through `inNamespace` (nsenter --net: `ip netns
+ *   exec` remounts /sys, and dockerd then finds no cgroups). The namespace goes with the engine.
  * - Every engine is torn down synchronously when the test process exits or gets SIGTERM/SIGINT/
  *   SIGHUP (vitest ends its workers with SIGTERM); after a SIGKILL, by the next run's slot claim.
  */
@@ -64,6 +75,8 @@ const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 export interface DockerdOptions {
   /** Keep containers running while dockerd is down (default true). */
   liveRestore?: boolean
+  /** Docker's own network defaults (its docker0, no --bip/--bridge), in a network namespace of its own; see the file comment. */
+  stock?: boolean
 }
 
 /** What a slot lock file records: enough to reap the engine without its process. */
@@ -75,6 +88,8 @@ interface SlotLock {
   cgroupParent: string
   namespace: string
   containerdSocket: string
+  /** A stock engine's network namespace (name under /run/netns), removed with it. */
+  netns?: string
 }
 
 type StorageDriver = 'overlay2' | 'vfs'
@@ -263,6 +278,8 @@ function reapEngine(lock: SlotLock): void {
     rmSync(join('/run/containerd/s', name), { force: true })
   }
   if (run('ip', ['link', 'show', lock.bridge]).code === 0) run('ip', ['link', 'del', lock.bridge])
+  // Deleting the name is enough: the kernel frees the namespace (docker0, iptables rules) with its last process.
+  if (lock.netns !== undefined && existsSync(join(NETNS_DIR, lock.netns))) run('ip', ['netns', 'del', lock.netns])
   try {
     rmSync(lock.root, { recursive: true, force: true })
   } catch {
@@ -284,6 +301,9 @@ function readLock(path: string): SlotLock | null {
     return null
   }
 }
+
+/** Where `ip netns add` puts named network namespaces. */
+const NETNS_DIR = '/run/netns'
 
 function bridgeOf(slot: number): string {
   return `shoal-d${slot}`
@@ -498,6 +518,10 @@ export class Dockerd {
   readonly logFile: string
   readonly containerdLogFile: string
   readonly liveRestore: boolean
+  /** Docker's network defaults in a namespace of its own (see the file comment). */
+  readonly stock: boolean
+  /** Path of a stock engine's network namespace (for `nsenter --net=`), else null. */
+  readonly netnsPath: string | null
   private readonly lock: SlotLock
   private storageDriver: StorageDriver = preferredDriver
   private containerd: ChildProcess | null = null
@@ -507,12 +531,14 @@ export class Dockerd {
   constructor(name: string, options: DockerdOptions = {}) {
     this.name = name
     this.liveRestore = options.liveRestore ?? true
+    this.stock = options.stock ?? false
     const safeName = name.replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 12)
     const root = mkdtempSync(join(tmpdir(), `shoal-dockerd-${safeName}-`))
     try {
       this.lock = claimSlot((slot) => ({
         pid: process.pid, slot, root, bridge: bridgeOf(slot), cgroupParent: bridgeOf(slot), namespace: bridgeOf(slot),
         containerdSocket: join(root, 'containerd', 'containerd.sock'),
+        ...(this.stock ? { netns: bridgeOf(slot) } : {}),
       }))
     } catch (err) {
       rmSync(root, { recursive: true, force: true })
@@ -522,9 +548,13 @@ export class Dockerd {
     this.slot = this.lock.slot
     this.socket = join(this.root, 'docker.sock')
     this.host = `unix://${this.socket}`
-    this.bridgeName = this.lock.bridge
-    this.subnet = `10.213.${this.slot}.0/24`
-    this.gateway = `10.213.${this.slot}.1`
+    // A stock engine: what dockerd picks by default in an empty namespace (tests should still ask the peer).
+    this.bridgeName = this.stock ? 'docker0' : this.lock.bridge
+    this.subnet = this.stock ? '172.17.0.0/16' : `10.213.${this.slot}.0/24`
+    this.gateway = this.stock ? '172.17.0.1' : `10.213.${this.slot}.1`
+    this.netnsPath = this.lock.netns === undefined ? null : join(NETNS_DIR, this.lock.netns)
+    // The slot is ours: a namespace left under its name is a dead run's.
+    if (this.lock.netns !== undefined && existsSync(join(NETNS_DIR, this.lock.netns))) run('ip', ['netns', 'del', this.lock.netns])
     this.logFile = join(this.root, 'dockerd.log')
     this.containerdLogFile = join(this.root, 'containerd.log')
     LIVE.add(this)
@@ -535,7 +565,8 @@ export class Dockerd {
   async start(): Promise<this> {
     if (this.reaped) throw new Error(`dockerd ${this.name} was stopped for good; start a new one`)
     if (isRunning(this.dockerd)) return this
-    this.ensureBridge()
+    if (this.stock) this.ensureNetns()
+    else this.ensureBridge()
     await this.startContainerd()
     try {
       await this.startDockerd()
@@ -632,6 +663,19 @@ export class Dockerd {
     return r.stdout.trim()
   }
 
+  /**
+   * `cmd args…` as a command line running in this engine's network namespace (a stock engine's;
+   * unchanged for the others): `spawn(...d.inNamespace('ip', ['addr']))`.
+   */
+  inNamespace(cmd: string, args: string[]): [string, string[]] {
+    return this.netnsPath === null ? [cmd, args] : ['nsenter', [`--net=${this.netnsPath}`, cmd, ...args]]
+  }
+
+  /** Runs a short command in this engine's network namespace; throws unless it exits 0; returns its output. */
+  inNamespaceOk(cmd: string, args: string[]): string {
+    return runOrThrow(...this.inNamespace(cmd, args))
+  }
+
   /** The end of dockerd's log, for failure messages. */
   logTail(chars = LOG_TAIL_CHARS): string {
     return logTail(this.logFile, chars)
@@ -645,6 +689,13 @@ export class Dockerd {
     runOrThrow('ip', ['link', 'add', this.bridgeName, 'type', 'bridge'])
     runOrThrow('ip', ['addr', 'add', `${this.gateway}/24`, 'dev', this.bridgeName])
     runOrThrow('ip', ['link', 'set', this.bridgeName, 'up'])
+  }
+
+  /** A stock engine's namespace with loopback up; kept across dockerd restarts (docker0 and the containers live in it). */
+  private ensureNetns(): void {
+    const name = this.lock.netns as string
+    if (!existsSync(join(NETNS_DIR, name))) runOrThrow('ip', ['netns', 'add', name])
+    this.inNamespaceOk('ip', ['link', 'set', 'lo', 'up'])
   }
 
   private spawnDaemon(cmd: string, args: string[], logFile: string): ChildProcess {
@@ -709,17 +760,20 @@ export class Dockerd {
       '--containerd-namespace', this.lock.namespace,
       '--containerd-plugins-namespace', `${this.lock.namespace}-plugins`,
       '--cgroup-parent', this.lock.cgroupParent,
-      '--bridge', this.bridgeName,
-      '--ip-masq=false',
-      '--iptables=false',
-      '--ip-forward=false',
-      '--userland-proxy=true',
-      '--dns', this.gateway,
+      // A stock engine keeps every network default: its own docker0, iptables, NAT, the host's resolvers.
+      ...(this.stock ? [] : [
+        '--bridge', this.bridgeName,
+        '--ip-masq=false',
+        '--iptables=false',
+        '--ip-forward=false',
+        '--userland-proxy=true',
+        '--dns', this.gateway,
+      ]),
       '--storage-driver', this.storageDriver,
       '--log-level', 'warn',
       ...(this.liveRestore ? ['--live-restore'] : []),
     ]
-    const child = this.spawnDaemon('dockerd', args, this.logFile)
+    const child = this.spawnDaemon(...this.inNamespace('dockerd', args), this.logFile)
     this.dockerd = child
     const { docker, close } = dockerClient(this.socket, 1_000)
     try {
