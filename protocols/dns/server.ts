@@ -35,8 +35,14 @@ export interface DnsServerOptions {
   readonly udpPayloadMaxBytes?: number
   /** Default 256. */
   readonly tcpConnectionsMax?: number
-  /** Default 10000. */
+  /** Default 16: one client address may not hold every slot (RFC 7766 §6.2.2). */
+  readonly tcpConnectionsPerClientMax?: number
+  /** Default 10000: a connection with no complete message for this long is closed (partial bytes do not count). */
   readonly tcpIdleTimeoutMs?: number
+  /** Default 2000, at most tcpIdleTimeoutMs: a message must arrive whole this soon after its first byte. */
+  readonly tcpMessageTimeoutMs?: number
+  /** Default 60000: a connection is closed this long after it opened, whatever it does. */
+  readonly tcpConnectionAgeMaxMs?: number
   /** Least time between rebuilds (also at least twice the last rebuild's duration). Default 20. */
   readonly rebuildMinIntervalMs?: number
   /** Addresses `ns.shoal` answers. Default: the listen hosts that are not wildcards, else 127.0.0.1. */
@@ -101,8 +107,13 @@ export class DnsServer {
     }
     this.#forwarder = this.#forwardOptions === null ? null : new Forwarder(this.#forwardOptions)
     this.#udp = new UdpListeners(() => this.#zone, this.#forwarder)
+    const idleTimeoutMs = options.tcpIdleTimeoutMs ?? 10_000
     this.#tcp = new TcpListeners(() => this.#zone, this.#forwarder, {
-      connectionsMax: options.tcpConnectionsMax ?? 256, idleTimeoutMs: options.tcpIdleTimeoutMs ?? 10_000,
+      connectionsMax: options.tcpConnectionsMax ?? 256,
+      connectionsPerClientMax: options.tcpConnectionsPerClientMax ?? 16,
+      idleTimeoutMs,
+      messageTimeoutMs: options.tcpMessageTimeoutMs ?? Math.min(2_000, idleTimeoutMs),
+      connectionAgeMaxMs: options.tcpConnectionAgeMaxMs ?? 60_000,
     })
     const loops = options.udpEventLoops ?? 1
     if (!Number.isInteger(loops) || loops < 1) throw new RangeError(`udpEventLoops must be a whole number of at least 1, not ${loops}`)
