@@ -21,7 +21,7 @@ import {
   type Ready,
 } from '../protocols/raft/index.ts'
 import { RaftTransport, type RaftTransportStats } from '../protocols/raft/transport.ts'
-import { FileLogStorage } from '../storage/raft-log/file-log-storage.ts'
+import { FileLogStorage, LogCorruptionError } from '../storage/raft-log/file-log-storage.ts'
 import { openSnapshotStore } from '../storage/snapshots/snapshot-store.ts'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -115,6 +115,8 @@ export class RaftNode {
   private readonly reads = new Map<string, PendingRead>()
   private readonly applyWaiters: Array<{ index: number; resolve(): void }> = []
   private lastLead: string | null = null
+  /** The core's repairIndex as last seen (0: the log holds everything it acknowledged). */
+  private repairIndex = 0
   private lastRole = ''
   private readonly tickMs: number
   private readonly electionTicks: number
@@ -138,13 +140,16 @@ export class RaftNode {
     )
     const rec = this.storage.recovery
     if (rec.damagedSnapshots.length > 0) this.init.log.warn(`passed over damaged snapshot(s) ${rec.damagedSnapshots.join(', ')} in ${this.init.stateDir} (checksum mismatch); restored an older one and replayed the log`)
-    if (rec.tornTail !== null) this.init.log.warn(`cut a torn record off the Raft log at ${rec.tornTail.segment}:${rec.tornTail.offset} (a write interrupted by a crash; it was never acknowledged)`)
+    // (A lost tail may end in a torn record too; then onLostTailAtStart says what really happened.)
+    if (rec.tornTail !== null && rec.lostTail === null) this.init.log.warn(`cut a torn record off the Raft log at ${rec.tornTail.segment}:${rec.tornTail.offset} (a write interrupted by a crash; it was never acknowledged)`)
     const snap = this.storage.snapshot()
     if (snap.metadata.index > 0) this.init.stateMachine.restore(snap.data, snap.metadata.index)
     this.appliedIndex = snap.metadata.index
     this.snapshotIndex = snap.metadata.index
     this.confState = this.storage.initialState().confState
     this.init.log.info(`Raft log: snapshot ${rec.snapshotIndex}, entries ${rec.firstIndex}..${rec.lastIndex}; ${this.confState.voters.length} voters, ${this.confState.learners.length} learners`)
+    if (rec.tailMarkDamaged) this.init.log.warn(`the Raft log's tail mark in ${this.init.dir} is unreadable, so a log cut short could not be told from a torn last write; it is rewritten now`)
+    if (rec.lostTail !== null || rec.repairIndex > 0) this.onLostTailAtStart(selfId)
 
     this.core = new RaftCore({
       id: selfId,
@@ -157,7 +162,10 @@ export class RaftNode {
       maxSizePerMsgBytes: 1024 * 1024,
       maxInflightMsgs: 256,
       maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+      // Non-zero when the log lost acknowledged entries: no vote until they are back (onLostTailAtStart).
+      repairIndex: this.storage.repairIndex,
     })
+    this.repairIndex = this.core.repairIndex
     this.transport = new RaftTransport({
       libp2p: this.init.libp2p,
       onMessage: (m: Message) => this.input(() => void this.core.step(m.type === 'prop' ? this.authorizeProposal(m) : m)),
@@ -172,6 +180,37 @@ export class RaftNode {
     }), this.tickMs)
     // A sole voter needs no election timeout to find out nobody else will vote.
     if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
+  }
+
+  /**
+   * The log lost entries this peer may have acknowledged. Chosen response: protocol-aware
+   * recovery (Alagappan et al., FAST'18), not etcd's refusal to start. The peer starts, but
+   * the core neither votes nor campaigns until the leader has copied the lost entries back
+   * (RaftCoreConfig.repairIndex): it is counted as a voter that is down, so the cluster's
+   * safety and quorum are as if it had stayed off, and it repairs itself without an operator.
+   * Only a sole voter has nobody to copy from: it refuses to start.
+   */
+  private onLostTailAtStart(selfId: string): void {
+    const rec = this.storage.recovery
+    const lost = rec.lostTail
+    const what = lost === null
+      ? `a loss found earlier has not been repaired yet (the log ends at ${rec.lastIndex})`
+      : `${lost.segment} is ${lost.foundBytes} bytes, but ${lost.expectedBytes} bytes of it had been written and synced ` +
+        `(the log reached index ${lost.expectedLastIndex}; it now ends at ${lost.lastIndex}). This is not a write torn by a crash: ` +
+        'the disk lost writes it had confirmed (a volatile write cache, a filesystem that ignores fsync) or the file was replaced by an older copy'
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId && this.confState.learners.length === 0) {
+      throw new LogCorruptionError(
+        `the Raft log lost committed entries: ${what}. This peer is the cluster's only member, so no other copy exists to repair it from: ` +
+        'restore the data dir from a backup. (To go on with the data that is left instead, delete ' +
+        `${this.init.dir}/tail.mark and start again: entries after index ${rec.lastIndex} are then gone for good.)`,
+      )
+    }
+    this.init.log.error(
+      `Raft log lost entries this peer had acknowledged: ${what}. ` +
+      `Until the leader has copied entries through index ${rec.repairIndex} back, this peer will not vote or campaign ` +
+      '(a vote cast on a shorter log could elect a leader missing committed entries); it follows the leader meanwhile. ' +
+      'Check the disk: it may lose data again.',
+    )
   }
 
   /** When leading, hands leadership to the best voter and waits (two election timeouts at most); true when not leading afterwards. */
@@ -295,6 +334,7 @@ export class RaftNode {
         const rd = this.core.ready()
         await this.handleReady(rd)
         this.core.advance(rd)
+        this.checkRepaired()
         await this.maybeSnapshot()
       }
     } catch (err) {
@@ -333,6 +373,7 @@ export class RaftNode {
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
       await this.storage.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync })
     }
+    if (rd.logLoss.length > 0) this.onLogLoss(rd)
     for (const m of rd.messages) if (!SENT_BEFORE_PERSIST.has(m.type)) this.transport.send(m)
     if (rd.snapshot !== undefined) {
       this.init.stateMachine.restore(rd.snapshot.data, rd.snapshot.metadata.index)
@@ -368,6 +409,36 @@ export class RaftNode {
     }
     this.settleReads()
     this.settleApplyWaiters()
+  }
+
+  /**
+   * Reports log losses the core found at run time, loudly: Raft repairs them, but a disk that
+   * lost acknowledged writes once will again. Before the messages go out, the duty not to vote
+   * is made durable, so a restart mid-repair cannot forget it.
+   */
+  private onLogLoss(rd: Ready): void {
+    for (const e of rd.logLoss) {
+      if (e.kind === 'own-log-lost') {
+        this.init.log.error(
+          `Raft: leader ${e.leader} says entries through ${e.leaderCommit} are committed on this peer, but its log ends at ${e.lastIndex}: ` +
+          'this peer acknowledged entries its disk has since lost (a volatile write cache, or a data dir restored from an old copy). ' +
+          'It will not vote or campaign until the leader has copied them back; check the disk.',
+        )
+      } else {
+        this.init.log.warn(`Raft: follower ${e.follower} lost log entries it had acknowledged; resending them from index ${e.holds + 1}`)
+      }
+    }
+    const repairIndex = this.core.repairIndex
+    if (repairIndex > 0) this.storage.markRepairNeeded(repairIndex)
+    this.repairIndex = Math.max(this.repairIndex, repairIndex)
+  }
+
+  /** Notes (once) that the entries a lost log lacked have been copied back. */
+  private checkRepaired(): void {
+    if (this.repairIndex === 0) return
+    const now = this.core.repairIndex
+    if (now === 0) this.init.log.warn(`Raft: the log again holds every entry this peer had acknowledged (through ${this.repairIndex}); it votes again`)
+    this.repairIndex = now
   }
 
   private settleReads(): void {

@@ -61,6 +61,12 @@ export interface RaftConfig {
   readonly disableProposalForwarding?: boolean
   /** Test-only broken variants (see RaftTestingFaults); default: none. */
   readonly testingFaults?: RaftTestingFaults
+  /**
+   * The log lost entries through this index after this peer may have acknowledged them
+   * (storage found its tail cut short): it must not vote or campaign until its log reaches
+   * this index again from a leader. 0 (default): nothing lost.
+   */
+  readonly repairIndex?: number
 }
 
 /** A RaftConfig with every default filled in and every bound checked. */
@@ -82,6 +88,7 @@ export interface ResolvedConfig {
   readonly snapshotTimeoutTicks: number
   readonly disableProposalForwarding: boolean
   readonly testingFaults: RaftTestingFaults
+  readonly repairIndex: number
 }
 
 /** Fills in defaults and checks bounds; an invalid configuration is a bug (RaftInvariantError). */
@@ -106,6 +113,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     snapshotTimeoutTicks: config.snapshotTimeoutTicks ?? DEFAULT_SNAPSHOT_TIMEOUT_ELECTIONS * config.electionTicks,
     disableProposalForwarding: config.disableProposalForwarding ?? false,
     testingFaults: config.testingFaults ?? {},
+    repairIndex: config.repairIndex ?? 0,
   }
   invariant(resolved.id.length > 0, 'id must not be empty')
   invariant(Number.isInteger(resolved.heartbeatTicks) && resolved.heartbeatTicks > 0, 'heartbeatTicks must be > 0')
@@ -120,5 +128,6 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
   invariant(resolved.maxCommittedBytesPerReady > 0, 'maxCommittedBytesPerReady must be > 0')
   invariant(resolved.maxPendingReadIndexRequests > 0, 'maxPendingReadIndexRequests must be > 0')
   invariant(resolved.snapshotTimeoutTicks > 0, 'snapshotTimeoutTicks must be > 0')
+  invariant(Number.isSafeInteger(resolved.repairIndex) && resolved.repairIndex >= 0, 'repairIndex must be a non-negative integer')
   return resolved
 }

@@ -15,6 +15,7 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  type LogLossEvent,
   type NodeId,
   type ReadState,
   type Role,
@@ -62,6 +63,12 @@ export interface Ready {
   readonly readStates: readonly ReadState[]
   /** Whether the write in step 1 must be fsynced before step 2. */
   readonly mustSync: boolean
+  /**
+   * Logs found shorter than what was acknowledged from them: report each
+   * loudly. On 'own-log-lost', also record `RaftCore.repairIndex` durably, so
+   * a restart does not forget that this peer may not vote yet.
+   */
+  readonly logLoss: readonly LogLossEvent[]
 }
 
 /** A member's replication state as the leader sees it. */
@@ -98,6 +105,11 @@ export interface RaftStatus {
   readonly leaving: boolean
   /** Per-member progress; leader only. */
   readonly progress: Readonly<Record<NodeId, ProgressStatus>> | undefined
+  /**
+   * Non-zero while this peer's log lacks entries it lost after acknowledging
+   * them: it neither votes nor campaigns until its log reaches this index.
+   */
+  readonly repairIndex: number
 }
 
 /** What advance() must do for the Ready handed out. */
@@ -191,6 +203,7 @@ export class RaftCore {
     return (
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
+      r.logLossEvents.length > 0 ||
       u.offsetInProgress < u.offset + u.entries.length ||
       u.nextSnapshot() !== undefined ||
       r.log.hasNextCommittedEntries() ||
@@ -218,6 +231,7 @@ export class RaftCore {
       committedEntries,
       messages: r.msgs,
       readStates: r.readStates,
+      logLoss: r.logLossEvents,
       // Thesis §3.8: term, vote and log entries must be durable before we answer.
       mustSync:
         entries.length > 0 || snapshot !== undefined || hard.term !== this.prevHardState.term || hard.vote !== this.prevHardState.vote,
@@ -226,6 +240,7 @@ export class RaftCore {
     this.prevHardState = hard
     r.msgs = []
     r.readStates = []
+    r.logLossEvents = []
     r.log.acceptUnstable()
     const lastCommitted = committedEntries[committedEntries.length - 1]
     if (lastCommitted !== undefined) r.log.acceptApplying(lastCommitted.index)
@@ -296,7 +311,13 @@ export class RaftCore {
       leadTransferee: r.leadTransferee,
       leaving: r.leaving(),
       progress,
+      repairIndex: this.repairIndex,
     }
+  }
+
+  /** See RaftStatus.repairIndex (cheap: for a driver checking after every Ready). */
+  get repairIndex(): number {
+    return this.raft.needsRepair() ? this.raft.repairIndex : 0
   }
 
   /** Term of the log entry at `index` (stable or not); undefined if compacted or absent. For checkers. */

@@ -48,6 +48,7 @@ export {
   type Entry,
   type EntryType,
   type HardState,
+  type LogLossEvent,
   type NodeId,
   type ProposedEntry,
   type ReadState,

@@ -32,6 +32,14 @@ export interface AppendMessage extends MessageBase {
  * to match the leader. Rejected: `index` is the rejected prevIndex and
  * (rejectHint, hintTerm) is the follower's guess of the last matching entry
  * (fast backtracking, thesis §3.5 note and etcd findConflictByTerm).
+ *
+ * `logLost` (answering a heartbeat): the leader's heartbeat said entries through
+ * `index` are committed here, so this follower once acknowledged them, but its
+ * log ends before that — its disk lost them. `rejectHint` is the follower's
+ * commit index, all of which it still holds. A leader must take the follower's
+ * match back to the hint and probe again; an ordinary rejection at or below the
+ * match is stale and ignored, which would leave the follower stuck for good.
+ * Absent on the wire from peers that predate it (= false).
  */
 export interface AppendResponse extends MessageBase {
   readonly type: 'app-resp'
@@ -39,6 +47,7 @@ export interface AppendResponse extends MessageBase {
   readonly reject: boolean
   readonly rejectHint: number
   readonly hintTerm: number
+  readonly logLost?: boolean
 }
 
 /** RequestVote (thesis §3.4); `transfer` marks a leadership transfer, which bypasses leases (§3.10). */

@@ -133,6 +133,22 @@ export class Progress {
     return true
   }
 
+  /**
+   * The peer's log went backwards: it lost entries it had acknowledged (its
+   * disk lost writes) and now holds them only through `holds`. Match may go
+   * down here and nowhere else; the leader then probes from there. Returns
+   * false when match is already at or below `holds` (nothing to repair, e.g.
+   * a duplicate of a report already acted on).
+   */
+  resetAfterLogLoss(holds: number): boolean {
+    if (holds >= this.match) return false
+    this.match = holds
+    this.resetState('probe')
+    this.next = holds + 1
+    this.sentCommit = Math.min(this.sentCommit, holds)
+    return true
+  }
+
   /** Whether appends to this peer are throttled right now. */
   isPaused(): boolean {
     switch (this.state) {

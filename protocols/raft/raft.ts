@@ -29,8 +29,10 @@ import type { ProposeResult, ReadIndexResult, TransferResult } from './results.t
 import { ProgressTracker } from './tracker.ts'
 import { checkRaftInvariants } from './invariants.ts'
 import {
+  LOG_LOSS_EVENTS_MAX,
   invariant,
   payloadBytes,
+  type LogLossEvent,
   type ConfState,
   type Entry,
   type HardState,
@@ -70,6 +72,8 @@ export class Raft {
   msgs: Message[] = []
   /** Confirmed reads to hand to the driver. */
   readStates: ReadState[] = []
+  /** Log losses found since the last Ready, for the driver to log (bounded: LOG_LOSS_EVENTS_MAX). */
+  logLossEvents: LogLossEvent[] = []
 
   /** Ticks since the last election timeout reset (leader: since the last check-quorum round). */
   electionElapsed = 0
@@ -97,6 +101,17 @@ export class Raft {
   campaignWhileRemoved = false
   /** Leader only: ticks each follower has spent in snapshot state. */
   private readonly snapshotTicks = new Map<NodeId, number>()
+  /**
+   * Our log lost entries through this index that we may have acknowledged (0:
+   * none). Until the log reaches it again, copied from a leader, we neither
+   * vote nor campaign: with a log shorter than what a quorum counted on, a
+   * vote could elect a leader that lacks committed entries (Alagappan et al.,
+   * "Protocol-Aware Recovery for Consensus-Based Storage", FAST'18: a node
+   * that lost data must not vote until repaired). We still accept and
+   * acknowledge appends: an acknowledgement covers only what the append's
+   * consistency check proved we hold.
+   */
+  repairIndex: number
 
   /** Ticks of the base election timeout. */
   readonly electionTicks: number
@@ -138,6 +153,7 @@ export class Raft {
     this.log = new RaftLog(config.storage, config.maxCommittedBytesPerReady)
     this.trk = new ProgressTracker({ maxInflightMsgs: config.maxInflightMsgs, maxInflightBytes: config.maxInflightBytes })
     this.randomizedElectionTimeout = config.electionTicks
+    this.repairIndex = config.repairIndex
 
     const { hardState, confState } = config.storage.initialState()
     this.restoreConf(confState)
@@ -177,7 +193,18 @@ export class Raft {
    * campaignWhileRemoved) with no snapshot being installed (etcd promotable).
    */
   promotable(): boolean {
-    return (this.trk.isVoter(this.id) || this.campaignWhileRemoved) && !this.log.hasPendingSnapshot()
+    return (this.trk.isVoter(this.id) || this.campaignWhileRemoved) && !this.log.hasPendingSnapshot() && !this.needsRepair()
+  }
+
+  /** Whether our log still lacks entries it lost after acknowledging them (see repairIndex). */
+  needsRepair(): boolean {
+    if (this.repairIndex > 0 && this.log.lastIndex() >= this.repairIndex) {
+      // Entries up to here now came from a leader's appends (or its snapshot),
+      // which hold every committed entry: repaired. Later truncations of an
+      // uncommitted tail are ordinary Raft and need nothing of this.
+      this.repairIndex = 0
+    }
+    return this.repairIndex > 0
   }
 
   // ---------------------------------------------------------------- roles
@@ -446,8 +473,10 @@ export class Raft {
       (m.type === 'pre-vote' && m.term > this.term)
     // ...and the candidate's log is at least as up to date as ours (thesis §3.6.1).
     // Learners answer too: one promoted by a conf change it has not applied yet
-    // may be needed for a quorum (etcd).
-    const grant = canVote && this.log.isUpToDate(m.lastIndex, m.lastTerm)
+    // may be needed for a quorum (etcd). A peer whose log lost acknowledged
+    // entries never grants: "up to date" would be judged against a log shorter
+    // than the one the quorum counted on (see repairIndex).
+    const grant = canVote && !this.needsRepair() && this.log.isUpToDate(m.lastIndex, m.lastTerm)
     if (m.type === 'pre-vote') {
       // A granted pre-vote echoes the asked-for term so the pre-candidate,
       // still in its old term, does not discard the answer.
@@ -677,6 +706,12 @@ export class Raft {
     return this.lead !== null && this.lead !== from && !this.disableProposalForwarding
   }
 
+  private reportLogLoss(e: LogLossEvent): void {
+    // One per heartbeat at worst; only the latest few say anything new.
+    if (this.logLossEvents.length >= LOG_LOSS_EVENTS_MAX) this.logLossEvents.shift()
+    this.logLossEvents.push(e)
+  }
+
   private send(m: Message): void {
     invariant(m.to !== this.id, () => `${this.id} sending '${m.type}' to itself`)
     this.msgs.push(m)
@@ -715,7 +750,30 @@ export class Raft {
   }
 
   private onHeartbeat(m: HeartbeatMessage): void {
-    this.log.commitTo(m.commit)
+    if (m.commit > this.log.lastIndex()) {
+      // The leader sends min(our match, its commit): we acknowledged entries
+      // through m.commit in this term, and committed entries are never
+      // truncated, so a log that ends before it lost them (a disk that dropped
+      // acknowledged writes). Committing is impossible; tell the leader, which
+      // otherwise would take our rejections for stale ones forever, and stop
+      // voting until the entries are back (etcd panics here: "tocommit out of
+      // range ... raft log corrupted, truncated, or lost?").
+      this.repairIndex = Math.max(this.repairIndex, m.commit)
+      this.reportLogLoss({ kind: 'own-log-lost', leader: m.from, leaderCommit: m.commit, lastIndex: this.log.lastIndex() })
+      this.send({
+        type: 'app-resp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: m.commit,
+        reject: true,
+        rejectHint: this.log.committed,
+        hintTerm: 0,
+        logLost: true,
+      })
+    } else {
+      this.log.commitTo(m.commit)
+    }
     this.send({ type: 'heartbeat-resp', from: this.id, to: m.from, term: this.term, readSeq: m.readSeq })
   }
 
@@ -900,6 +958,19 @@ export class Raft {
 
   private onAppendResponse(m: AppendResponse, pr: Progress): void {
     pr.recentActive = true
+    if (m.reject && m.logLost === true) {
+      // The follower's log went backwards below what it acknowledged (see
+      // AppendResponse.logLost). An ordinary rejection this far down is taken
+      // for a stale, reordered one; this one is flagged, so repair: probe from
+      // what it still holds. A duplicate finds match already there and is
+      // ignored; a late one after the repair costs one more probe, no more.
+      if (pr.resetAfterLogLoss(m.rejectHint)) {
+        this.snapshotTicks.delete(m.from)
+        this.reportLogLoss({ kind: 'follower-log-lost', follower: m.from, holds: pr.match })
+        this.maybeSendAppend(m.from, true)
+      }
+      return
+    }
     if (m.reject) {
       let nextProbe = m.rejectHint
       if (m.hintTerm > 0) {

@@ -70,6 +70,23 @@ export interface ReadState {
   readonly context: Uint8Array
 }
 
+/**
+ * A log found shorter than what was acknowledged from it (a disk that lost
+ * writes), for the driver to report loudly: Raft repairs it, but an operator
+ * should know the disk is unreliable.
+ *  own-log-lost:      our log ends at `lastIndex`, but `leader` says entries
+ *                     through `leaderCommit` are committed here. We will not
+ *                     vote until they are copied back.
+ *  follower-log-lost: (leader) `follower` reported such a loss; we took its
+ *                     match back to `holds` and resend from there.
+ */
+export type LogLossEvent =
+  | { readonly kind: 'own-log-lost'; readonly leader: NodeId; readonly leaderCommit: number; readonly lastIndex: number }
+  | { readonly kind: 'follower-log-lost'; readonly follower: NodeId; readonly holds: number }
+
+/** Bound on log-loss events held for one Ready. */
+export const LOG_LOSS_EVENTS_MAX = 16
+
 /** The zero hard state of a server that has never voted nor seen a term. */
 export const EMPTY_HARD_STATE: HardState = { term: 0, vote: null, commit: 0 }
 

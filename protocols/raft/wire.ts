@@ -87,8 +87,11 @@ function build(r: Record<string, unknown>): Message {
   switch (type) {
     case 'app':
       return { ...base, type, prevIndex: count(r, 'prevIndex'), prevTerm: count(r, 'prevTerm'), entries: entries(r), commit: count(r, 'commit') }
-    case 'app-resp':
-      return { ...base, type, index: count(r, 'index'), reject: bool(r, 'reject'), rejectHint: count(r, 'rejectHint'), hintTerm: count(r, 'hintTerm') }
+    case 'app-resp': {
+      const m = { ...base, type, index: count(r, 'index'), reject: bool(r, 'reject'), rejectHint: count(r, 'rejectHint'), hintTerm: count(r, 'hintTerm') }
+      // Optional: peers that predate it send no such key (and ignore it when we send it).
+      return r['logLost'] === undefined || r['logLost'] === null ? m : { ...m, logLost: bool(r, 'logLost') }
+    }
     case 'vote':
       return { ...base, type, lastIndex: count(r, 'lastIndex'), lastTerm: count(r, 'lastTerm'), transfer: bool(r, 'transfer') }
     case 'vote-resp':

@@ -11,6 +11,7 @@ const entry = { index: 7, term: 3, type: 'normal' as const, data: bytes(1) }
 const samples: Message[] = [
   { type: 'app', from: a, to: b, term: 3, prevIndex: 6, prevTerm: 2, entries: [entry, { ...entry, index: 8, type: 'conf-change' }], commit: 5 },
   { type: 'app-resp', from: b, to: a, term: 3, index: 8, reject: true, rejectHint: 4, hintTerm: 2 },
+  { type: 'app-resp', from: b, to: a, term: 3, index: 8, reject: true, rejectHint: 4, hintTerm: 0, logLost: true },
   { type: 'vote', from: a, to: b, term: 4, lastIndex: 8, lastTerm: 3, transfer: false },
   { type: 'vote-resp', from: b, to: a, term: 4, reject: false },
   { type: 'pre-vote', from: a, to: b, term: 5, lastIndex: 8, lastTerm: 3 },
@@ -42,6 +43,14 @@ describe('raft wire codec', () => {
     const decoded = decodeMessage(encode(value))
     expect(decoded.ok).toBe(false)
     if (!decoded.ok) expect(decoded.error.length).toBeGreaterThan(0)
+  })
+
+  it('an app-resp without logLost (from a peer that predates it) decodes as before; a malformed one is refused', () => {
+    const old = { type: 'app-resp', from: b, to: a, term: 3, index: 8, reject: true, rejectHint: 4, hintTerm: 2 }
+    const decoded = decodeMessage(encode(old))
+    expect(decoded).toEqual({ ok: true, message: old })
+    expect(decodeMessage(encode({ ...old, logLost: null }))).toEqual({ ok: true, message: old })
+    expect(decodeMessage(encode({ ...old, logLost: 1 })).ok).toBe(false)
   })
 
   it('never throws on random or mutated frames', () => {

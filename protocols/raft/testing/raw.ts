@@ -6,7 +6,7 @@ import { decodeConfChange } from '../conf-change.ts'
 import { RaftCore, type RaftCoreConfig } from '../core.ts'
 import { MemoryLogStorage } from '../memory-storage.ts'
 import type { Message } from '../messages.ts'
-import type { ConfState, Entry, NodeId, ReadState } from '../types.ts'
+import type { ConfState, Entry, LogLossEvent, NodeId, ReadState } from '../types.ts'
 import { createPrng } from './prng.ts'
 
 /** A core with its storage. */
@@ -46,6 +46,8 @@ export interface Drained {
   readonly readStates: ReadState[]
   /** Whether any Ready asked for an fsync. */
   readonly mustSync: boolean
+  /** Log losses the core reported. */
+  readonly logLoss: LogLossEvent[]
 }
 
 /** Handles every pending Ready of `node` (persist, collect, apply conf changes, advance). */
@@ -53,6 +55,7 @@ export function drain(node: RawNode): Drained {
   const messages: Message[] = []
   const committed: Entry[] = []
   const readStates: ReadState[] = []
+  const logLoss: LogLossEvent[] = []
   let mustSync = false
   for (let i = 0; i < 100 && node.core.hasReady(); i++) {
     const rd = node.core.ready()
@@ -68,11 +71,12 @@ export function drain(node: RawNode): Drained {
       }
     }
     readStates.push(...rd.readStates)
+    logLoss.push(...rd.logLoss)
     mustSync ||= rd.mustSync
     node.core.advance(rd)
     node.core.assertInvariants()
   }
-  return { messages, committed, readStates, mustSync }
+  return { messages, committed, readStates, mustSync, logLoss }
 }
 
 /** Messages of one type, narrowed. */
@@ -96,6 +100,8 @@ export interface Pumped {
   readonly readStates: Map<NodeId, ReadState[]>
   /** Entries each node applied. */
   readonly committed: Map<NodeId, Entry[]>
+  /** Log losses each node reported. */
+  readonly logLoss: Map<NodeId, LogLossEvent[]>
 }
 
 /**
@@ -107,7 +113,7 @@ export function pump(
   nodes: ReadonlyMap<NodeId, RawNode>,
   options: { readonly drop?: (m: Message) => boolean; readonly onDeliver?: (m: Message) => void } = {},
 ): Pumped {
-  const out: Pumped = { delivered: [], readStates: new Map(), committed: new Map() }
+  const out: Pumped = { delivered: [], readStates: new Map(), committed: new Map(), logLoss: new Map() }
   for (let round = 0; round < MAX_PUMP_ROUNDS; round++) {
     const inFlight: Message[] = []
     for (const [id, node] of nodes) {
@@ -115,6 +121,7 @@ export function pump(
       inFlight.push(...d.messages)
       out.readStates.set(id, [...(out.readStates.get(id) ?? []), ...d.readStates])
       out.committed.set(id, [...(out.committed.get(id) ?? []), ...d.committed])
+      if (d.logLoss.length > 0) out.logLoss.set(id, [...(out.logLoss.get(id) ?? []), ...d.logLoss])
     }
     if (inFlight.length === 0) return out
     for (const m of inFlight) {
