@@ -198,7 +198,7 @@ export class RaftNode {
       : `${lost.segment} is ${lost.foundBytes} bytes, but ${lost.expectedBytes} bytes of it had been written and synced ` +
         `(the log reached index ${lost.expectedLastIndex}; it now ends at ${lost.lastIndex}). This is not a write torn by a crash: ` +
         'the disk lost writes it had confirmed (a volatile write cache, a filesystem that ignores fsync) or the file was replaced by an older copy'
-    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId && this.confState.learners.length === 0) {
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) {
       throw new LogCorruptionError(
         `the Raft log lost committed entries: ${what}. This peer is the cluster's only member, so no other copy exists to repair it from: ` +
         'restore the data dir from a backup. (To go on with the data that is left instead, delete ' +
