@@ -1,4 +1,5 @@
 /** The `shoal` command: dispatches to a subcommand; user errors print one line, never a stack. */
+import { readFileSync } from 'node:fs'
 import { UserError, UsageError } from '../node/errors.ts'
 import { SHOAL_VERSION } from '../node/version.ts'
 import { startCommand, START_USAGE } from './commands/start.ts'
@@ -52,8 +53,58 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   },
 }
 
+/** What a shell reports for a process killed by SIGPIPE (128 + 13), as `cat big | head -1` gives. */
+const EXIT_BROKEN_PIPE = 141
+/** BSD sysexits EX_IOERR: the output could not be written. */
+const EXIT_IO_ERROR = 74
+
+/**
+ * A reader that went away (`shoal kv get K | head -c 10`) ends a client command quietly, as
+ * SIGPIPE ends other unix tools (Node ignores SIGPIPE, so without this every write would
+ * raise an unhandled EPIPE with a stack trace). `shoal start` keeps running instead: a peer
+ * must not leave its cluster because whoever read its log went away; log lines are dropped.
+ */
+function endOnClosedOutput(command: string | undefined): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (command === 'start') return
+      if (err.code === 'EPIPE') process.exit(EXIT_BROKEN_PIPE)
+      // Any other output error (EIO, ENOSPC): stderr may be what failed, so exit without a word.
+      process.exit(EXIT_IO_ERROR)
+    })
+  }
+}
+
+/**
+ * Linux hands Node its arguments as bytes and Node decodes them to strings, turning bytes that
+ * are not UTF-8 into U+FFFD; passed on, `kv put` would store other bytes than typed. A U+FFFD
+ * in an argument is checked against the raw bytes of /proc/self/cmdline, and refused when it
+ * came from invalid UTF-8 (a real U+FFFD typed by the user is kept).
+ */
+function checkArgvIsUtf8(argv: string[]): void {
+  if (!argv.some((a) => a.includes('\uFFFD'))) return
+  let raw: Buffer
+  try {
+    raw = readFileSync('/proc/self/cmdline')
+  } catch {
+    return // no procfs: nothing to compare with
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true })
+  const raws = raw.toString('latin1').split('\0')
+  if (raws.at(-1) === '') raws.pop()
+  // Only Shoal's own arguments, the last ones: Node's path and options are not the user's.
+  for (const arg of raws.slice(-argv.length)) {
+    try {
+      decoder.decode(Buffer.from(arg, 'latin1'))
+    } catch {
+    }
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
+  endOnClosedOutput(command)
+  checkArgvIsUtf8(argv)
   if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
     process.stdout.write(USAGE)
     return command === undefined ? 2 : 0

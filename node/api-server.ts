@@ -37,6 +37,26 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text)
 }
 
+/**
+ * Whether a Content-Type header names JSON: the media type exactly application/json (case
+ * insensitive, RFC 9110 §8.3.1), parameters such as charset allowed; a charset other than
+ * UTF-8 is refused, since JSON is UTF-8 (RFC 8259 §8.1). `application/jsonfoo` is not JSON.
+ */
+export function contentTypeProblem(header: string | undefined): string | null {
+  const [mediaType = '', ...params] = (header ?? '').split(';')
+  if (mediaType.trim().toLowerCase() !== 'application/json') return `send the request body as application/json (got ${JSON.stringify(header ?? '')})`
+  for (const param of params) {
+    const eq = param.indexOf('=')
+    const name = param.slice(0, eq === -1 ? param.length : eq).trim().toLowerCase()
+    const value = eq === -1 ? '' : param.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase()
+    if (name === 'charset' && value !== 'utf-8' && value !== 'utf8') return `JSON bodies are UTF-8; charset=${value} is not supported`
+  }
+  return null
+}
+
+// fatal: bytes that are not UTF-8 are refused; the default decoder would store U+FFFD instead.
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
 async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0
@@ -46,13 +66,34 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     chunks.push(chunk as Buffer)
   }
   if (size === 0) return undefined
-  const type = req.headers['content-type'] ?? ''
-  if (!type.startsWith('application/json')) throw new ApiError(415, 'send the request body as application/json')
+  const problem = contentTypeProblem(req.headers['content-type'])
+  if (problem !== null) throw new ApiError(415, problem)
+  let text: string
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'))
+    text = strictUtf8.decode(Buffer.concat(chunks))
+  } catch {
+    throw new ApiError(400, 'request body is not valid UTF-8; send keys and values as UTF-8 text')
+  }
+  try {
+    return JSON.parse(text)
   } catch (err) {
     throw new ApiError(400, `request body is not valid JSON: ${err instanceof Error ? err.message : String(err)}`)
   }
+}
+
+/**
+ * The query of a request URL, refusing percent-escapes that are not UTF-8: URLSearchParams
+ * would quietly decode them to U+FFFD, so a GET could read another key than was named.
+ */
+export function parseQuery(search: string): URLSearchParams {
+  for (const part of search.replace(/^\?/, '').split(/[&=]/)) {
+    try {
+      decodeURIComponent(part.replaceAll('+', ' '))
+    } catch {
+      throw new ApiError(400, 'the request URL has a query parameter that is not percent-encoded UTF-8')
+    }
+  }
+  return new URLSearchParams(search)
 }
 
 /** True when something accepts connections on the Unix socket at `path`. */
@@ -84,7 +125,7 @@ export async function startApiServer(path: string, routes: Map<string, ApiHandle
           const pathKnown = [...routes.keys()].some((k) => k.endsWith(` ${url.pathname}`))
           throw pathKnown ? new ApiError(405, `${req.method} is not allowed on ${url.pathname}`) : new ApiError(404, `no such endpoint: ${url.pathname}`)
         }
-        const result = await route({ query: url.searchParams, body: await readBody(req) })
+        const result = await route({ query: parseQuery(url.search), body: await readBody(req) })
         if ('stream' in result) result.stream(res, req)
         else sendJson(res, result.status, result.body)
       } catch (err) {

@@ -24,6 +24,22 @@ export interface KvView {
   lease: number
 }
 
+/** One page of `kv list`: pass `next` back as `after` while `more` is true. */
+export interface KvPage {
+  kvs: KvView[]
+  more: boolean
+  /** The last key of this page when more follow, else null. */
+  next: string | null
+  revision: number
+}
+
+/**
+ * Most key and value bytes in one page of a listing (plus at most one value over it, so a
+ * page is under 1.5 MiB). Big enough that paging costs little; small enough that encoding a
+ * page takes milliseconds, not the seconds a 69 MB answer took.
+ */
+export const KV_PAGE_MAX_BYTES = 1024 * 1024
+
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder()
 
@@ -31,6 +47,8 @@ const fromUtf8 = new TextDecoder()
 export function checkUserKey(key: unknown): string {
   if (typeof key !== 'string' || key === '') throw new ApiError(400, 'key must be a non-empty string')
   if (Buffer.byteLength(key) > USER_KEY_MAX_BYTES) throw new ApiError(400, `key is longer than ${USER_KEY_MAX_BYTES} bytes`)
+  // A lone surrogate has no UTF-8 form: encoding would silently store U+FFFD instead.
+  if (!key.isWellFormed()) throw new ApiError(400, 'key is not valid Unicode (it has a lone surrogate); send keys as UTF-8 text')
   if (key.includes('\0')) throw new ApiError(400, 'key must not contain NUL')
   if (key.startsWith('/')) throw new ApiError(400, "key must not start with '/' (use e.g. config/x)")
   return key
@@ -63,6 +81,8 @@ export class KvService {
   }
 
   async put(key: string, value: string): Promise<{ revision: number }> {
+    // TextEncoder would turn a lone surrogate into U+FFFD: refuse rather than store other bytes than were sent.
+    if (!value.isWellFormed()) throw new ApiError(400, 'value is not valid Unicode (it has a lone surrogate); send values as UTF-8 text')
     const bytes = utf8.encode(value)
     if (bytes.byteLength > VALUE_MAX_BYTES) throw new ApiError(413, `value is over ${VALUE_MAX_BYTES} bytes; keep large data elsewhere and store a reference`)
     const r = await this.write({ type: 'put', key: KV_PREFIX + checkUserKey(key), value: bytes })
@@ -82,10 +102,23 @@ export class KvService {
     return { kv: kv === null ? null : view(kv), revision: this.machine.store.revision, appliedIndex: this.raft.applied }
   }
 
-  async list(prefix: string, consistent: boolean, limit: number): Promise<{ kvs: KvView[]; more: boolean; revision: number }> {
+  /**
+   * One page of the keys under `prefix`, in key order, after the user key `after` (exclusive;
+   * the previous page's `next`). A page holds at most `limit` pairs and about
+   * KV_PAGE_MAX_BYTES of keys and values (always at least one pair), as etcd's range
+   * `limit` + `more`: the work per request stays bounded however large the keyspace, so a big
+   * listing never holds the event loop long enough to starve Raft's and SWIM's timers.
+   * Pages are read from the live replica, not one snapshot: a key that exists throughout the
+   * listing is returned exactly once; one written or deleted meanwhile may or may not be.
+   */
+  async list(prefix: string, consistent: boolean, limit: number, after: string | null = null): Promise<KvPage> {
     if (typeof prefix !== 'string') throw new ApiError(400, 'prefix must be a string')
+    if (!prefix.isWellFormed()) throw new ApiError(400, 'prefix is not well-formed Unicode')
+    if (after !== null && !after.isWellFormed()) throw new ApiError(400, 'after is not well-formed Unicode')
     if (consistent) await this.raft.linearizableRead()
-    const r = this.machine.store.range(KV_PREFIX + prefix, { limit })
-    return { kvs: r.kvs.map(view), more: r.more, revision: this.machine.store.revision }
+    const r = this.machine.store.range(KV_PREFIX + prefix, { limit, maxBytes: KV_PAGE_MAX_BYTES, ...(after === null ? {} : { startAfter: KV_PREFIX + after }) })
+    const kvs = r.kvs.map(view)
+    const last = kvs[kvs.length - 1]
+    return { kvs, more: r.more, next: r.more && last !== undefined ? last.key : null, revision: this.machine.store.revision }
   }
 }

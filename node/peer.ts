@@ -27,6 +27,7 @@ import { join } from 'node:path'
 import { RaftNode, RetryableError } from './raft-node.ts'
 import { StoreMachine } from './store-machine.ts'
 import { KvService, KV_PREFIX } from './kv-service.ts'
+import { EventLoopMonitor, type EventLoopView } from './event-loop-monitor.ts'
 import { WatchHub } from './watch-hub.ts'
 import { Sessions } from './sessions.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
@@ -82,6 +83,8 @@ export interface StatusView {
   members: Record<'alive' | 'suspect' | 'dead' | 'left', number>
   security: HandshakeStats
   gossip: { swim: Membership['transportStats']; events: EventTopic['stats'] & { subscribers: number; mesh: number } }
+  /** Longest event-loop stalls: what starves Raft's and SWIM's timers. */
+  eventLoop: EventLoopView
 }
 
 /** `shoal peers --json` rows. */
@@ -121,6 +124,7 @@ export class Peer {
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
   private readonly hub = new EventHub()
+  private readonly eventLoop = new EventLoopMonitor().start()
   private readonly startedAt = new Date().toISOString()
 
   constructor(config: StartConfig, log: Logger) {
@@ -278,6 +282,7 @@ export class Peer {
       // Already removed.
     }
     if (this.knownPeersTimer !== null) clearTimeout(this.knownPeersTimer)
+    this.eventLoop.stop()
     this.sessions?.stop()
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
@@ -319,6 +324,7 @@ export class Peer {
         swim: this.membershipOrThrow().transportStats,
         events: { ...(this.events?.stats ?? { published: 0, received: 0, droppedNotMember: 0, droppedInvalid: 0 }), ...(this.events?.topology() ?? { subscribers: 0, mesh: 0 }) },
       },
+      eventLoop: this.eventLoop.view(),
     }
   }
 
@@ -548,7 +554,8 @@ export class Peer {
       ['GET /v1/kv/list', async (req) => {
         const limit = Number(req.query.get('limit') ?? '1000')
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ApiError(400, 'limit must be an integer from 1 to 10000')
-        return ok(await retryable(() => this.kvService().list(req.query.get('prefix') ?? '', req.query.get('consistent') === '1', limit)))
+        // Paged: ?after= the previous page's `next` (see KvService.list).
+        return ok(await retryable(() => this.kvService().list(req.query.get('prefix') ?? '', req.query.get('consistent') === '1', limit, req.query.get('after'))))
       }],
       ['POST /v1/events', async (req) => {
         const body = req.body

@@ -117,6 +117,8 @@ export class RaftNode {
   private lastLead: string | null = null
   /** The core's repairIndex as last seen (0: the log holds everything it acknowledged). */
   private repairIndex = 0
+  /** The last log loss reported, so a repeated report is logged once. */
+  private lastLogLossSaid = ''
   private lastRole = ''
   private readonly tickMs: number
   private readonly electionTicks: number
@@ -419,6 +421,10 @@ export class RaftNode {
   private onLogLoss(rd: Ready): void {
     for (const e of rd.logLoss) {
       if (e.kind === 'own-log-lost') {
+        // Every heartbeat says it again until the leader acts (a leader that predates logLost never does): once is enough.
+        const said = `${e.leader}/${e.leaderCommit}/${e.lastIndex}`
+        if (said === this.lastLogLossSaid) continue
+        this.lastLogLossSaid = said
         this.init.log.error(
           `Raft: leader ${e.leader} says entries through ${e.leaderCommit} are committed on this peer, but its log ends at ${e.lastIndex}: ` +
           'this peer acknowledged entries its disk has since lost (a volatile write cache, or a data dir restored from an old copy). ' +

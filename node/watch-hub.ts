@@ -9,6 +9,11 @@ import type { StateStore, WatchEvent } from '../storage/statestore/index.ts'
 
 /** Catch-up reads this many events at a time. */
 const CATCH_UP_BATCH = 1000
+/**
+ * ...and about this many bytes of keys and values (a revision is never split): a watch from an
+ * old revision over large values must not encode tens of MB in one turn of the event loop.
+ */
+const CATCH_UP_BATCH_BYTES = 1024 * 1024
 /** Bound on concurrent watchers per peer. */
 export const WATCHERS_MAX = 1024
 
@@ -73,7 +78,7 @@ export class WatchHub {
   private catchUp(w: Watcher): void {
     const store = this.store()
     while (w.cursor < store.revision) {
-      const r = store.eventsSince(w.cursor, w.prefix, CATCH_UP_BATCH)
+      const r = store.eventsSince(w.cursor, w.prefix, CATCH_UP_BATCH, CATCH_UP_BATCH_BYTES)
       if (!r.ok) {
         this.watchers.delete(w)
         w.sink.compacted(r.compactRevision, r.revision)

@@ -2,9 +2,8 @@
 import { parseCommandArgs, stringFlag, boolFlag } from '../args.ts'
 import { createInterface } from 'node:readline'
 import { apiCall, apiStream, resolveApiSocket } from '../client.ts'
-import { formatTable } from '../table.ts'
 import { UsageError, UserError } from '../../node/errors.ts'
-import type { KvView } from '../../node/kv-service.ts'
+import type { KvPage, KvView } from '../../node/kv-service.ts'
 
 export const KV_USAGE = `Usage: shoal kv put KEY VALUE
        shoal kv get KEY [--consistent] [--json]
@@ -47,14 +46,56 @@ export async function kvCommand(argv: string[]): Promise<number> {
       process.stdout.write(json ? `${JSON.stringify(r)}\n` : `${r.deleted}\n`)
       return 0
     }
-    default: {
-      const r = await apiCall<{ kvs: KvView[]; more: boolean }>(socket, 'GET', `/v1/kv/list?prefix=${encodeURIComponent(first)}${consistent}`)
-      if (json) process.stdout.write(`${JSON.stringify(r.kvs, null, 2)}\n`)
-      else process.stdout.write(formatTable(['key', 'value', 'revision'], r.kvs.map((kv) => [kv.key, kv.value, String(kv.modRevision)])))
-      if (r.more) process.stderr.write('shoal kv list: more keys match; narrow the prefix\n')
-      return 0
-    }
+    default:
+      return kvList(socket, first, consistent, json)
   }
+}
+
+/** Pairs asked for per page; the peer also caps each page by bytes (KV_PAGE_MAX_BYTES). */
+const KV_LIST_PAGE_LIMIT = 1000
+const LIST_HEADERS = ['key', 'value', 'revision']
+
+/**
+ * `kv list`: fetches page after page (each bounded by the peer) and prints each as it comes,
+ * so neither the peer nor this process holds the whole listing. `--json` prints the very text
+ * JSON.stringify(array, null, 2) would, one element at a time. The table's columns are as wide
+ * as the widest cell seen so far: a one-page listing looks as it always did; later pages may
+ * widen columns (as kubectl's chunked lists do).
+ */
+async function kvList(socket: string, prefix: string, consistent: string, json: boolean): Promise<number> {
+  let after: string | null = null
+  let printed = 0
+  const widths = LIST_HEADERS.map((h) => h.length)
+  if (json) process.stdout.write('[')
+  for (;;) {
+    const query = `prefix=${encodeURIComponent(prefix)}&limit=${KV_LIST_PAGE_LIMIT}${after === null ? '' : `&after=${encodeURIComponent(after)}`}${consistent}`
+    const page: Partial<KvPage> & { kvs: KvView[] } = await apiCall(socket, 'GET', `/v1/kv/list?${query}`)
+    if (json) {
+      const items = page.kvs.map((kv, i) => `${printed + i === 0 ? '\n' : ',\n'}${JSON.stringify(kv, null, 2).replaceAll(/^/gm, '  ')}`)
+      process.stdout.write(items.join(''))
+    } else {
+      const rows = page.kvs.map((kv) => [kv.key, kv.value, String(kv.modRevision)])
+      for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)))
+      const lines = rows.map((row) => tableLine(row, widths))
+      if (after === null) lines.unshift(tableLine(LIST_HEADERS.map((h) => h.toUpperCase()), widths))
+      process.stdout.write(lines.map((l) => `${l}\n`).join(''))
+    }
+    printed += page.kvs.length
+    if (page.more !== true) break
+    if (typeof page.next !== 'string') {
+      // A peer from before paging: it cut the list short and cannot go on.
+      process.stderr.write('shoal kv list: more keys match than this peer sends at once; upgrade it or narrow the prefix\n')
+      break
+    }
+    after = page.next
+  }
+  if (json) process.stdout.write(printed === 0 ? ']\n' : '\n]\n')
+  return 0
+}
+
+/** One row as formatTable lays it out, for columns of the given widths. */
+function tableLine(cells: string[], widths: number[]): string {
+  return cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('   ').trimEnd()
 }
 
 /**

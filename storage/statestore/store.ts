@@ -8,7 +8,7 @@ import { commandFingerprint, decodeCommand } from './codec.ts'
 import { DedupWindow } from './dedup.ts'
 import { fnv1a64 } from './hash.ts'
 import { EventHistory } from './history.ts'
-import { compareBytes, compareKeys, lowerBound } from './keys.ts'
+import { compareBytes, compareKeys, lowerBound, utf8ByteLength } from './keys.ts'
 import { NO_LEASE, tombstone, type KeyValue, type WatchEvent } from './kv.ts'
 import { LEASE_TTL_MAX_MS, LEASE_TTL_MIN_MS, STORE_MAX_KEYS, STORE_MAX_LEASES, WATCH_BATCH_MAX_EVENTS } from './limits.ts'
 import { DEFAULT_STATE_STORE_OPTIONS, optionsFromList, optionsToList, type StateStoreOptions } from './options.ts'
@@ -29,10 +29,16 @@ export interface LeaseInfo {
   readonly keys: readonly string[]
 }
 
-/** Options of range(): `limit` 0 or absent means all; `startAfter` pages on from a key. */
+/**
+ * Options of range(): `limit` 0 or absent means all; `startAfter` pages on from a key;
+ * `maxBytes` (0 or absent: no bound) stops the page before the pair that would take its key
+ * and value bytes over the bound, though a page always holds at least one pair so paging
+ * makes progress. A page is O(log n + page size): the start is a binary search.
+ */
 export interface RangeOptions {
   readonly limit?: number
   readonly startAfter?: string
+  readonly maxBytes?: number
 }
 
 /** Keys of a range in key order; `more` when the limit cut it short. */
@@ -175,18 +181,24 @@ export class StateStore implements StoreReader {
   /** Keys starting with `prefix` ('' for all), in UTF-8 byte order. */
   range(prefix: string, options: RangeOptions = {}): RangeResult {
     const limit = options.limit ?? 0
+    const maxBytes = options.maxBytes ?? 0
     if (!isNonNegativeSafeInteger(limit)) throw new RangeError('range: limit must be a non-negative integer')
+    if (!isNonNegativeSafeInteger(maxBytes)) throw new RangeError('range: maxBytes must be a non-negative integer')
     let start = lowerBound(this.#sorted, prefix)
     if (options.startAfter !== undefined) {
       const after = lowerBound(this.#sorted, options.startAfter)
       start = Math.max(start, this.#sorted[after] === options.startAfter ? after + 1 : after)
     }
     const kvs: KeyValue[] = []
+    let bytes = 0
     for (let i = start; i < this.#sorted.length; i++) {
       const key = this.#sorted[i]
       if (key === undefined || !key.startsWith(prefix)) break
       if (limit > 0 && kvs.length === limit) return { kvs, more: true }
-      kvs.push(this.#kvAt(key))
+      const kv = this.#kvAt(key)
+      bytes += utf8ByteLength(key) + kv.value.length
+      if (maxBytes > 0 && bytes > maxBytes && kvs.length > 0) return { kvs, more: true }
+      kvs.push(kv)
     }
     return { kvs, more: false }
   }
@@ -204,24 +216,31 @@ export class StateStore implements StoreReader {
 
   /**
    * Events after `revision` for keys starting with `prefix`, oldest first.
-   * Stops once `limit` events are collected, but only at a revision boundary
+   * Stops once `limit` events, or `maxBytes` (0: no bound) of their keys and
+   * values, are collected, but only at a revision boundary
    * (a revision's events are never split, so resuming by revision neither
    * skips nor repeats). A revision ahead of this replica yields no events and
    * the same cursor: the watcher waits until the replica catches up.
    */
-  eventsSince(revision: number, prefix = '', limit: number = WATCH_BATCH_MAX_EVENTS): WatchResult {
+  eventsSince(revision: number, prefix = '', limit: number = WATCH_BATCH_MAX_EVENTS, maxBytes = 0): WatchResult {
     if (!isNonNegativeSafeInteger(revision)) throw new RangeError('eventsSince: revision must be a non-negative integer')
     if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError('eventsSince: limit must be a positive integer')
+    if (!isNonNegativeSafeInteger(maxBytes)) throw new RangeError('eventsSince: maxBytes must be a non-negative integer')
     if (revision < this.#compactRevision) {
       return { ok: false, code: 'compacted', compactRevision: this.#compactRevision, revision: this.#revision }
     }
     const events: WatchEvent[] = []
     let cursor = revision
+    let bytes = 0
     // The history holds exactly (compactRevision, revision], so revision r+1 is at r - compactRevision.
-    for (let i = revision - this.#compactRevision; i < this.#history.length && events.length < limit; i++) {
+    for (let i = revision - this.#compactRevision; i < this.#history.length && events.length < limit && (maxBytes === 0 || bytes < maxBytes); i++) {
       const entry = this.#history.at(i)
       if (!entry) break
-      for (const event of entry.events) if (event.kv.key.startsWith(prefix)) events.push(event)
+      for (const event of entry.events) {
+        if (!event.kv.key.startsWith(prefix)) continue
+        events.push(event)
+        bytes += utf8ByteLength(event.kv.key) + event.kv.value.length
+      }
       cursor = entry.revision
     }
     return { ok: true, events, revision: cursor }
