@@ -40,7 +40,20 @@ export async function apiCall<T>(socket: string, method: string, path: string, b
 /** Opens a streaming response (NDJSON); the caller reads it line by line. */
 export async function apiStream(socket: string, path: string, method = 'GET'): Promise<IncomingMessage> {
   const res = await open(socket, method, path)
-  if ((res.statusCode ?? 500) >= 400) throw new UserError(`the peer refused the stream: HTTP ${res.statusCode}`)
+  if ((res.statusCode ?? 500) >= 400) {
+    // Errors come as {"error": "..."}: say what the peer said, not only its status.
+    const chunks: Buffer[] = []
+    for await (const chunk of res) chunks.push(chunk as Buffer)
+    const text = Buffer.concat(chunks).toString('utf8')
+    let message = `the peer refused the stream: HTTP ${res.statusCode}`
+    try {
+      const parsed: unknown = JSON.parse(text)
+      if (typeof parsed === 'object' && parsed !== null && typeof (parsed as { error?: unknown }).error === 'string') message = (parsed as { error: string }).error
+    } catch {
+      // not JSON: keep the status line
+    }
+    throw new UserError(message)
+  }
   return res
 }
 

@@ -3,7 +3,7 @@
  * writes go through Raft, reads come from this peer's replica (or after a ReadIndex round).
  */
 import { randomBytes } from 'node:crypto'
-import { encodeCommand, validateCommand, KEY_MAX_BYTES, VALUE_MAX_BYTES, type ApplyResult, type KeyValue, type Request } from '../storage/statestore/index.ts'
+import { encodeCommand, validateCommand, KEY_MAX_BYTES, VALUE_MAX_BYTES, type ApplyResult, type Fence, type KeyValue, type Request } from '../storage/statestore/index.ts'
 import type { RaftNode } from './raft-node.ts'
 import type { StoreMachine } from './store-machine.ts'
 import { proposalKey } from './store-machine.ts'
@@ -80,12 +80,13 @@ export class KvService {
     return result
   }
 
-  async put(key: string, value: string): Promise<{ revision: number }> {
+  /** `fence`: apply only while that lock is held with that token (409 fence-rejected otherwise). */
+  async put(key: string, value: string, fence?: Fence): Promise<{ revision: number }> {
     // TextEncoder would turn a lone surrogate into U+FFFD: refuse rather than store other bytes than were sent.
     if (!value.isWellFormed()) throw new ApiError(400, 'value is not valid Unicode (it has a lone surrogate); send values as UTF-8 text')
     const bytes = utf8.encode(value)
     if (bytes.byteLength > VALUE_MAX_BYTES) throw new ApiError(413, `value is over ${VALUE_MAX_BYTES} bytes; keep large data elsewhere and store a reference`)
-    const r = await this.write({ type: 'put', key: KV_PREFIX + checkUserKey(key), value: bytes })
+    const r = await this.write({ type: 'put', key: KV_PREFIX + checkUserKey(key), value: bytes, ...(fence === undefined ? {} : { fence }) })
     return { revision: r.response.revision }
   }
 

@@ -30,6 +30,7 @@ import { KvService, KV_PREFIX } from './kv-service.ts'
 import { EventLoopMonitor, type EventLoopView } from './event-loop-monitor.ts'
 import { WatchHub } from './watch-hub.ts'
 import { Sessions } from './sessions.ts'
+import { isValidLockName, type Fence } from '../storage/statestore/index.ts'
 import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
@@ -51,6 +52,16 @@ const LEAVE_REMOVE_TIMEOUT_MS = 3000
 const LEAVE_VOTERS_TIMEOUT_MS = 5000
 
 /** Turns "retry later" refusals from consensus into HTTP 503 with their advice. */
+/** The optional `"fence": {"lock": NAME, "token": N}` of a write: applied only while NAME is held with token N. */
+function parseFence(value: unknown): Fence | undefined {
+  if (value === undefined || value === null) return undefined
+  const f = value as { lock?: unknown; token?: unknown }
+  if (typeof value !== 'object' || typeof f.lock !== 'string' || !isValidLockName(f.lock) || typeof f.token !== 'number' || !Number.isSafeInteger(f.token) || f.token < 1) {
+    throw new ApiError(400, '"fence" must be {"lock": lock name, "token": the holder\'s fencing token (a positive integer)}')
+  }
+  return { lock: f.lock, token: f.token }
+}
+
 async function retryable<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
@@ -222,15 +233,15 @@ export class Peer {
     const raft = this.raft
     this.sessions = new Sessions({
       selfId: this.peerId,
-      pubsub: this.libp2p.services.pubsub,
+      libp2p: this.libp2p,
       kv: this.kv,
       machine,
       watches,
+      raft,
       isMember: (id) => this.isLiveMember(id),
-      isLeader: () => raft.status().role === 'leader',
       log: log.child('sessions'),
     })
-    this.sessions.start()
+    await this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
 
     if (config.dns !== 'off') {
@@ -508,12 +519,13 @@ export class Peer {
         return ok(r)
       }],
       ['PUT /v1/kv', async (req) => {
-        const body = req.body as { key?: unknown; value?: unknown } | undefined
+        const body = req.body as { key?: unknown; value?: unknown; fence?: unknown } | undefined
         if (typeof body !== 'object' || body === null) throw new ApiError(400, 'expected a JSON object {"key": string, "value": string}')
         if (typeof body.value !== 'string') throw new ApiError(400, '"value" must be a string')
         if (typeof body.key !== 'string') throw new ApiError(400, '"key" must be a string')
         const { key, value } = body
-        return ok(await retryable(() => this.kvService().put(key, value)))
+        const fence = parseFence(body.fence)
+        return ok(await retryable(() => this.kvService().put(key, value, fence)))
       }],
       ['DELETE /v1/kv', async (req) => ok(await retryable(() => this.kvService().del(req.query.get('key') ?? '')))],
       ['GET /v1/kv/watch', (req) => {
@@ -531,11 +543,16 @@ export class Peer {
         const parsed = e.type === 'put' ? parseContainer(e.kv.value) : null
         return { type: e.type, host, id, container: parsed?.ok === true ? parsed.record : null, revision: e.kv.modRevision }
       })],
-      ['POST /v1/locks', (req) => {
+      // Lock errors (bad name or ttl, no quorum) are answered with their HTTP status before
+      // anything is streamed; the stream then carries waiting/acquired/lost lines.
+      ['POST /v1/locks', async (req) => {
         const name = req.query.get('name') ?? ''
-        const ttlMs = Math.round(Number(req.query.get('ttl') ?? '10') * 1000)
+        const ttlText = req.query.get('ttl') ?? '10'
+        const ttlMs = Math.round(Number(ttlText) * 1000)
+        if (!/^\d+(\.\d+)?$/.test(ttlText) || !Number.isSafeInteger(ttlMs)) throw new ApiError(400, `ttl ${JSON.stringify(ttlText)}: give seconds, e.g. ttl=10`)
         const sessions = this.sessions
         if (sessions === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        const lease = await retryable(() => sessions.begin(name, ttlMs))
         return {
           stream: (res, httpReq) => {
             res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
@@ -544,12 +561,20 @@ export class Peer {
             // The client holding the lock went away: release it.
             httpReq.socket.on('close', () => gone.abort())
             res.on('close', () => gone.abort())
-            sessions.lock(name, ttlMs, (e) => res.write(`${JSON.stringify(e)}\n`), gone.signal).then(
+            if (httpReq.socket.destroyed) gone.abort()
+            res.write(`${JSON.stringify({ state: 'queued', lease, ttlMs })}\n`)
+            sessions.hold(name, lease, (e) => res.write(`${JSON.stringify(e)}\n`), gone.signal).then(
               () => res.end(),
               (err: unknown) => res.end(`${JSON.stringify({ state: 'error', error: err instanceof Error ? err.message : String(err) })}\n`),
             )
           },
         }
+      }],
+      // A lock client's own renewal: answered once the leader confirmed it (etcd's LeaseKeepAlive).
+      ['POST /v1/leases/keepalive', async (req) => {
+        const sessions = this.sessions
+        if (sessions === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+        return ok(await sessions.keepAlive(Number(req.query.get('id') ?? '')))
       }],
       ['GET /v1/kv/list', async (req) => {
         const limit = Number(req.query.get('limit') ?? '1000')

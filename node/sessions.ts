@@ -1,38 +1,65 @@
 /**
- * Sessions (leases) and locks for clients of this peer, decided through the log:
+ * Sessions (leases) and locks for clients of this peer, decided through the log, with the
+ * session discipline of etcd and Chubby:
  * - a session is a lease granted by a Raft write and owned by this peer;
- * - this peer renews the leases it holds every second on the `shoal/leases/1` gossip topic;
- *   the leader's LeaseClock accepts a renewal only from the lease's owner;
+ * - a renewal is a request to the leader on `/shoal/leases/1`; the leader answers only after
+ *   confirming its leadership with a quorum (ReadIndex, as etcd's LeaseRenew does), and
+ *   renews in its LeaseClock only leases the sender owns. Every held lease is renewed, in
+ *   requests of at most LEASE_RENEW_BATCH_MAX;
+ * - the holder counts on a lease only until its own deadline (LeaseHolder: send time of the
+ *   last confirmed renewal + TTL less a margin, on the monotonic clock). `shoal lock` keeps
+ *   such a deadline in its own process too, from renewals it sends itself through
+ *   `POST /v1/leases/keepalive`, because this peer may be the part that froze;
  * - the leader proposes a revoke for every lease past its TTL, which deletes the keys
  *   attached to it — so a lock held through a peer that dies is released one TTL later;
  * - a lock is etcd's recipe: a key per waiter under locks/NAME/, held by the oldest, with its
  *   create revision as fencing token.
+ * Every deadline here is on performance.now(): a wall-clock step changes nothing.
  */
 import { randomInt } from 'node:crypto'
-import { TopicValidatorResult, type GossipSub, type Message } from '@libp2p/gossipsub'
-import type { PeerId } from '@libp2p/interface'
+import type { Libp2p } from '@libp2p/interface'
 import {
   LeaseClock,
+  LeaseHolder,
+  LEASE_CLOCK_DRIFT_MAX,
+  LEASE_RENEW_BATCH_MAX,
   lockAcquireRequest,
   lockKey,
   lockPrefix,
   lockStatus,
   isValidLockName,
+  isValidLeaseId,
+  renewalBatches,
+  renewOwned,
   LEASE_TTL_MIN_MS,
   LEASE_TTL_MAX_MS,
   type ApplyResult,
   type Command,
 } from '../storage/statestore/index.ts'
+import { FramedChannel } from '../protocols/framed-channel.ts'
 import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import { ApiError } from './api-server.ts'
 
-export const LEASES_TOPIC = 'shoal/leases/1'
-/** How often held leases are renewed; a TTL spans several renewals, so a lost message is harmless. */
-const RENEW_INTERVAL_MS = 1000
-/** Leases one renewal message may carry. */
-const RENEW_BATCH_MAX = 1024
+export const LEASES_PROTOCOL = '/shoal/leases/1'
+/** How often the session timer runs: renewals due, the leader's expiry, timed-out requests. */
+const SESSION_TICK_MS = 250
+/** How often the leader looks for expired leases (a scan of every lease). */
+const EXPIRY_SCAN_MS = 1000
+/** A renewal the leader has not answered within this is failed (the holder's deadline decides what that means). */
+const RENEW_TIMEOUT_MS = 2000
+/** Renewal requests one peer may have waiting for the leader. */
+const RENEW_PENDING_MAX = 1024
+/** Largest renewal frame: a batch of ids, JSON-encoded. */
+const RENEW_FRAME_MAX_BYTES = 64 * 1024
+/** Frames queued for one peer before the oldest are dropped (a lost renewal is retried). */
+const RENEW_QUEUE_MAX = 256
+
+/** Monotonic milliseconds: what every session deadline is measured on. */
+export function monotonicMs(): number {
+  return performance.now()
+}
 
 /** What a lock holder learns. */
 export type LockEvent =
@@ -40,74 +67,113 @@ export type LockEvent =
   | { state: 'acquired'; lease: number; token: number; key: string }
   | { state: 'lost'; lease: number; reason: string }
 
+/** The leader's answer to a renewal request. */
+export type RenewReply =
+  | { readonly ok: true; readonly renewed: number[]; readonly refused: { id: number; code: 'lease-not-found' | 'lease-expired' }[] }
+  | { readonly ok: false; readonly reason: string }
+
+type Frame =
+  | { t: 'renew'; id: number; leases: number[] }
+  | ({ t: 'renewed'; id: number } & RenewReply)
+
 export interface SessionsInit {
   selfId: string
-  pubsub: GossipSub
+  libp2p: Libp2p
   kv: KvService
   machine: StoreMachine
   watches: WatchHub
+  raft: {
+    /** Resolves once the leader confirmed its leadership with a quorum after the call (ReadIndex). */
+    linearizableRead(): Promise<void>
+    status(): { role: string; lead: string | null }
+  }
   isMember(peerId: string): boolean
-  isLeader(): boolean
   log: { info(m: string): void; debug(m: string): void; warn(m: string): void }
+}
+
+interface HeldLease {
+  readonly ttlMs: number
+  /** When this peer last sent a renewal for it (monotonic ms). */
+  lastSentMs: number
+  /** This peer's own deadline for the lease. */
+  readonly holder: LeaseHolder
+}
+
+interface PendingRenewal {
+  readonly to: string
+  readonly deadlineMs: number
+  readonly resolve: (r: RenewReply) => void
 }
 
 export class Sessions {
   private readonly init: SessionsInit
   private readonly clock = new LeaseClock()
-  private readonly held = new Set<number>()
+  private readonly held = new Map<number, HeldLease>()
+  private readonly pending = new Map<number, PendingRenewal>()
+  private readonly channel: FramedChannel
+  private counter = 0
   private timer: ReturnType<typeof setInterval> | null = null
   private wasLeader = false
-  private readonly onMessage = (evt: CustomEvent<Message>): void => {
-    const msg = evt.detail
-    if (msg.topic !== LEASES_TOPIC || msg.type !== 'signed') return
-    const ids = parseRenewal(msg.data)
-    if (ids !== null) this.renew(msg.from.toString(), ids)
-  }
+  private lastExpiryScanMs = Number.NEGATIVE_INFINITY
 
   constructor(init: SessionsInit) {
     this.init = init
+    this.channel = new FramedChannel({
+      libp2p: init.libp2p,
+      protocol: LEASES_PROTOCOL,
+      maxFrameBytes: RENEW_FRAME_MAX_BYTES,
+      queueMax: RENEW_QUEUE_MAX,
+      onFrame: (from, frame) => this.onFrame(from, frame),
+      onUnreachable: () => undefined, // a renewal that is not answered times out; the holder's deadline decides
+      debug: (m) => init.log.debug(m),
+    })
   }
 
-  start(): void {
-    const { pubsub } = this.init
-    pubsub.topicValidators.set(LEASES_TOPIC, (_peer: PeerId, msg: Message) =>
-      msg.type === 'signed' && this.init.isMember(msg.from.toString()) && parseRenewal(msg.data) !== null ? TopicValidatorResult.Accept : TopicValidatorResult.Reject)
-    pubsub.addEventListener('message', this.onMessage)
-    pubsub.subscribe(LEASES_TOPIC)
+  async start(): Promise<void> {
+    await this.channel.start()
     // Leases already in the store (restart, snapshot) start a fresh deadline here.
-    this.clock.sync(this.init.machine.store.leases(), Date.now())
-    this.timer = setInterval(() => this.onTimer(), RENEW_INTERVAL_MS)
+    this.clock.sync(this.init.machine.store.leases(), monotonicMs())
+    this.timer = setInterval(() => this.onTimer(), SESSION_TICK_MS)
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer)
-    this.init.pubsub.removeEventListener('message', this.onMessage)
-    this.init.pubsub.topicValidators.delete(LEASES_TOPIC)
+    this.timer = null
+    for (const p of this.pending.values()) p.resolve({ ok: false, reason: 'this peer is stopping' })
+    this.pending.clear()
+    this.channel.stop().catch((err: unknown) => this.init.log.debug(`leases channel stop: ${String(err)}`))
   }
 
   /** Mirrors applied grants and revokes into the clock (every replica, so a new leader knows them). */
   onCommand(command: Command, result: ApplyResult): void {
     if (!result.ok || result.duplicate) return
     const r = command.request
-    if (r.type === 'leaseGrant') this.clock.grant(r.id, r.ttlMs, Date.now())
+    if (r.type === 'leaseGrant') this.clock.grant(r.id, r.ttlMs, monotonicMs())
     else if (r.type === 'leaseRevoke') this.clock.revoke(r.id)
   }
 
   /** After a snapshot install: the clock follows the store's leases. */
   onRestored(): void {
-    this.clock.sync(this.init.machine.store.leases(), Date.now())
+    this.clock.sync(this.init.machine.store.leases(), monotonicMs())
+  }
+
+  /** Leases this peer holds and renews. */
+  get heldCount(): number {
+    return this.held.size
   }
 
   /** Grants a lease owned by this peer and keeps it alive until `release`. */
   async grant(ttlMs: number): Promise<number> {
-    if (!Number.isInteger(ttlMs) || ttlMs < LEASE_TTL_MIN_MS || ttlMs > LEASE_TTL_MAX_MS) {
-      throw new ApiError(400, `ttl must be from ${LEASE_TTL_MIN_MS / 1000} to ${LEASE_TTL_MAX_MS / 1000} seconds`)
-    }
+    checkTtl(ttlMs)
     for (let attempt = 0; ; attempt++) {
       const id = randomInt(1, 2 ** 47)
+      // The leader's clock starts the lease when it applies the grant, after this instant.
+      const sentMs = monotonicMs()
       try {
         await this.init.kv.write({ type: 'leaseGrant', id, ttlMs })
-        this.held.add(id)
+        const holder = new LeaseHolder({ ttlMs, clockDriftMax: LEASE_CLOCK_DRIFT_MAX })
+        holder.onConfirmed(sentMs)
+        this.held.set(id, { ttlMs, lastSentMs: sentMs, holder })
         return id
       } catch (err) {
         // A clash of random ids is astronomically rare; anything else is the caller's problem.
@@ -123,24 +189,65 @@ export class Sessions {
   }
 
   /**
-   * Takes lock `name` with a new session of `ttlMs`, reporting progress through `report`
-   * until the lock is held, then until it is lost (session expired) or `signal` aborts
-   * (the client went away), which releases it.
+   * A client's own renewal of lease `id` (held by this peer): resolves once the leader
+   * confirmed it, so the client may count on TTL less its margin from when it sent this.
+   * Throws 404 when the lease is gone, 503 when the leader did not confirm (retry).
    */
-  async lock(name: string, ttlMs: number, report: (e: LockEvent) => void, signal: AbortSignal): Promise<void> {
-    if (!isValidLockName(name)) throw new ApiError(400, `lock name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-'`)
+  async keepAlive(id: number): Promise<{ id: number; ttlMs: number }> {
+    if (!isValidLeaseId(id)) throw new ApiError(400, 'id must be a lease id (a positive integer)')
+    const entry = this.held.get(id)
+    if (entry === undefined) throw new ApiError(404, `lease ${id} is not held by this peer: it was released, it expired, or another peer holds it`)
+    const sentMs = monotonicMs()
+    const reply = await this.renew([id])
+    if (!reply.ok) throw new ApiError(503, `the renewal of lease ${id} was not confirmed: ${reply.reason}; retry`)
+    const refused = reply.refused.find((r) => r.id === id)
+    if (refused !== undefined) {
+      this.held.delete(id)
+      throw new ApiError(404, `lease ${id} ${refused.code === 'lease-expired' ? 'expired' : 'no longer exists'}: its locks are released`)
+    }
+    entry.holder.onConfirmed(sentMs)
+    return { id, ttlMs: entry.ttlMs }
+  }
+
+  /**
+   * Starts taking lock `name`: grants a session of `ttlMs` and queues it. Throws ApiError
+   * (bad name or ttl, no quorum, ...) before anything is streamed, so the API can answer
+   * with a proper status. Follow with `hold`.
+   */
+  async begin(name: string, ttlMs: number): Promise<number> {
+    if (!isValidLockName(name)) throw new ApiError(400, `lock name ${JSON.stringify(name)}: use 1 to 128 letters, digits, '.', '_' and '-'`)
+    checkTtl(ttlMs)
     const lease = await this.grant(ttlMs)
     try {
       await this.init.kv.write(lockAcquireRequest(name, lease))
+    } catch (err) {
+      await this.release(lease).catch(() => undefined)
+      throw err
+    }
+    return lease
+  }
+
+  /**
+   * Waits for lock `name` with the session `lease` queued by `begin`, reporting progress
+   * through `report` until the lock is held, then until it is lost (the key is gone, or no
+   * renewal was confirmed in time) or `signal` aborts (the client went away). Always ends by
+   * revoking the session, which releases the lock.
+   */
+  async hold(name: string, lease: number, report: (e: LockEvent) => void, signal: AbortSignal): Promise<void> {
+    try {
       let announcedWaiting = ''
       for (;;) {
         if (signal.aborted) return
-        const store = this.init.machine.store
-        const status = lockStatus(store, name, lease)
+        const lost = this.lostReason(lease)
+        if (lost !== null) {
+          report({ state: 'lost', lease, reason: lost })
+          return
+        }
+        const status = lockStatus(this.init.machine.store, name, lease)
         if (status.state === 'held') {
           report({ state: 'acquired', lease, token: status.fencingToken, key: status.key })
-          await this.until(lockKey(name, lease), (deleted) => deleted, signal)
-          if (!signal.aborted) report({ state: 'lost', lease, reason: 'the session expired (the peer holding it stopped renewing) or was revoked' })
+          const why = await this.until(lockKey(name, lease), (deleted) => deleted, signal, lease)
+          if (!signal.aborted) report({ state: 'lost', lease, reason: why ?? 'the session expired (the peer holding it stopped renewing) or was revoked' })
           return
         }
         if (status.state === 'absent') {
@@ -152,68 +259,205 @@ export class Sessions {
           report({ state: 'waiting', lease, waitingOn: status.waitingOn.key })
         }
         // Only a change under this lock can move us up the queue.
-        await this.until(lockPrefix(name), () => true, signal)
+        await this.until(lockPrefix(name), () => true, signal, lease)
       }
     } finally {
       await this.release(lease).catch((err: unknown) => this.init.log.debug(`lease ${lease} not revoked now (${String(err)}); it expires by itself`))
     }
   }
 
-  /** Resolves at the first change under `prefix` for which `match(isDelete)` holds, or on abort. */
-  private until(prefix: string, match: (deleted: boolean) => boolean, signal: AbortSignal): Promise<void> {
+  /** `begin` then `hold`. */
+  async lock(name: string, ttlMs: number, report: (e: LockEvent) => void, signal: AbortSignal): Promise<void> {
+    const lease = await this.begin(name, ttlMs)
+    await this.hold(name, lease, report, signal)
+  }
+
+  /** Why this peer can no longer count on `lease`, or null while it can. */
+  private lostReason(lease: number): string | null {
+    const entry = this.held.get(lease)
+    if (entry === undefined) return 'the session is gone (expired or revoked)'
+    if (!entry.holder.holds(monotonicMs())) return `no renewal was confirmed by the leader within the session's ${entry.ttlMs / 1000} s TTL (is a quorum reachable?)`
+    return null
+  }
+
+  /**
+   * Resolves at the first change under `prefix` for which `match(isDelete)` holds, or on abort
+   * (with null), or once this peer's deadline for `lease` passes (with the reason).
+   */
+  private until(prefix: string, match: (deleted: boolean) => boolean, signal: AbortSignal, lease: number): Promise<string | null> {
     return new Promise((resolve) => {
       let stop: () => void = () => undefined
-      const done = (): void => {
+      let settled = false
+      const done = (why: string | null): void => {
+        if (settled) return
+        settled = true
         stop()
-        signal.removeEventListener('abort', done)
-        resolve()
+        clearInterval(check)
+        signal.removeEventListener('abort', onAbort)
+        resolve(why)
       }
-      signal.addEventListener('abort', done, { once: true })
+      const onAbort = (): void => done(null)
+      const check = setInterval(() => {
+        const why = this.lostReason(lease)
+        if (why !== null) done(why)
+      }, SESSION_TICK_MS)
+      signal.addEventListener('abort', onAbort, { once: true })
       stop = this.init.watches.add(prefix, this.init.machine.store.revision, {
         deliver: (events) => {
           if (events.some((e) => match(e.type === 'delete'))) {
-            queueMicrotask(done)
+            queueMicrotask(() => done(null))
             return false
           }
           return true
         },
-        compacted: () => queueMicrotask(done),
+        compacted: () => queueMicrotask(() => done(null)),
       })
     })
   }
 
-  /** Leader: renew leases for their owner only. */
-  private renew(from: string, ids: number[]): void {
-    if (!this.init.isLeader()) return
+  private isLeader(): boolean {
+    return this.init.raft.status().role === 'leader'
+  }
+
+  /** Promotes or demotes the lease clock with this peer's role. */
+  private followRole(nowMs: number): boolean {
+    const leader = this.isLeader()
+    if (leader && !this.wasLeader) this.clock.promote(nowMs) // a new leader gives every lease a full TTL
+    if (!leader && this.wasLeader) this.clock.demote()
+    this.wasLeader = leader
+    return leader
+  }
+
+  /** Renews `ids` (owned by this peer) with the leader; resolves with its answer, or a failure. */
+  private renew(ids: number[]): Promise<RenewReply> {
+    if (this.isLeader()) return this.renewAsLeader(this.init.selfId, ids)
+    const lead = this.init.raft.status().lead
+    if (lead === null) return Promise.resolve({ ok: false, reason: 'no leader: an election is running or a quorum is unreachable' })
+    if (this.pending.size >= RENEW_PENDING_MAX) return Promise.resolve({ ok: false, reason: 'too many renewals in flight on this peer' })
+    const id = ++this.counter
+    return new Promise((resolve) => {
+      this.pending.set(id, { to: lead, deadlineMs: monotonicMs() + RENEW_TIMEOUT_MS, resolve })
+      this.channel.send(lead, encodeFrame({ t: 'renew', id, leases: ids }))
+    })
+  }
+
+  /**
+   * Leader side: confirm leadership with a quorum after the request arrived (ReadIndex), then
+   * renew in the lease clock. A deposed leader cannot confirm, so it cannot stretch a session
+   * past what its successor grants.
+   */
+  private async renewAsLeader(from: string, ids: number[]): Promise<RenewReply> {
+    if (!this.isLeader()) return { ok: false, reason: 'not the leader' }
+    try {
+      await this.init.raft.linearizableRead()
+    } catch (err) {
+      return { ok: false, reason: `leadership not confirmed (${err instanceof Error ? err.message : String(err)})` }
+    }
+    const now = monotonicMs()
+    if (!this.followRole(now)) return { ok: false, reason: 'leadership moved during the renewal' }
     const store = this.init.machine.store
-    const now = Date.now()
-    for (const id of ids) if (store.lease(id)?.owner === from) this.clock.keepAlive(id, now)
+    const out = renewOwned(this.clock, (id) => store.lease(id)?.owner, from, ids, now)
+    return out === null ? { ok: false, reason: 'the leader is taking office' } : { ok: true, ...out }
+  }
+
+  private onFrame(from: string, bytes: Uint8Array): string | null {
+    const frame = decodeFrame(bytes)
+    if (frame === null) return 'not a lease frame'
+    if (frame.t === 'renew') {
+      if (!this.init.isMember(from)) return 'renewal from a peer that is not a live member'
+      void this.renewAsLeader(from, frame.leases).then((reply) => this.channel.send(from, encodeFrame({ t: 'renewed', id: frame.id, ...reply })))
+      return null
+    }
+    const p = this.pending.get(frame.id)
+    // Only the peer asked may answer: anyone else's answer would be a forged confirmation.
+    if (p === undefined || p.to !== from) return null
+    this.pending.delete(frame.id)
+    const { t: _t, id: _id, ...reply } = frame
+    p.resolve(reply)
+    return null
   }
 
   private onTimer(): void {
-    const leader = this.init.isLeader()
-    const now = Date.now()
-    if (leader && !this.wasLeader) this.clock.promote(now) // a new leader gives every lease a full TTL
-    if (!leader && this.wasLeader) this.clock.demote()
-    this.wasLeader = leader
-    if (this.held.size > 0) {
-      const ids = [...this.held].slice(0, RENEW_BATCH_MAX)
-      if (leader) this.renew(this.init.selfId, ids)
-      else this.init.pubsub.publish(LEASES_TOPIC, new TextEncoder().encode(JSON.stringify(ids))).catch(() => undefined)
+    const now = monotonicMs()
+    const leader = this.followRole(now)
+    for (const [id, p] of this.pending) {
+      if (now < p.deadlineMs) continue
+      this.pending.delete(id)
+      p.resolve({ ok: false, reason: `the leader did not answer within ${RENEW_TIMEOUT_MS} ms` })
     }
-    for (const id of this.clock.expired(now)) {
-      this.init.log.info(`session ${id} expired: revoking it and the locks it held`)
-      this.init.kv.write({ type: 'leaseRevoke', id }, true).catch((err: unknown) => this.init.log.debug(`revoke of expired lease ${id} not committed yet: ${String(err)}`))
+    this.renewDue(now)
+    if (leader && now - this.lastExpiryScanMs >= EXPIRY_SCAN_MS) {
+      this.lastExpiryScanMs = now
+      for (const id of this.clock.expired(now)) {
+        this.init.log.info(`session ${id} expired: revoking it and the locks it held`)
+        this.init.kv.write({ type: 'leaseRevoke', id }, true).catch((err: unknown) => this.init.log.debug(`revoke of expired lease ${id} not committed yet: ${String(err)}`))
+      }
+    }
+  }
+
+  /** Renews every held lease whose renewal is due, however many: in batches of LEASE_RENEW_BATCH_MAX. */
+  private renewDue(now: number): void {
+    const due: number[] = []
+    for (const [id, entry] of this.held) {
+      if (now - entry.lastSentMs >= entry.holder.renewIntervalMs) {
+        entry.lastSentMs = now
+        due.push(id)
+      }
+    }
+    for (const batch of renewalBatches(due, LEASE_RENEW_BATCH_MAX)) {
+      void this.renew(batch).then((reply) => {
+        if (!reply.ok) {
+          this.init.log.debug(`renewal of ${batch.length} lease(s) not confirmed: ${reply.reason}`)
+          return
+        }
+        for (const id of reply.renewed) this.held.get(id)?.holder.onConfirmed(now)
+        for (const { id, code } of reply.refused) {
+          if (this.held.delete(id)) this.init.log.info(`lease ${id} ${code === 'lease-expired' ? 'expired' : 'is gone'}: stopped renewing it`)
+        }
+      })
     }
   }
 }
 
-function parseRenewal(data: Uint8Array): number[] | null {
-  if (data.byteLength > 32 * 1024) return null
+function checkTtl(ttlMs: number): void {
+  if (!Number.isInteger(ttlMs) || ttlMs < LEASE_TTL_MIN_MS || ttlMs > LEASE_TTL_MAX_MS) {
+    throw new ApiError(400, `ttl must be from ${LEASE_TTL_MIN_MS / 1000} to ${LEASE_TTL_MAX_MS / 1000} seconds`)
+  }
+}
+
+const utf8 = new TextEncoder()
+const fromUtf8 = new TextDecoder()
+
+function encodeFrame(frame: Frame): Uint8Array {
+  return utf8.encode(JSON.stringify(frame))
+}
+
+function isIdList(v: unknown, max: number): v is number[] {
+  return Array.isArray(v) && v.length <= max && v.every((x) => isValidLeaseId(x))
+}
+
+/** Parses a frame from another peer; null when it is not one. */
+function decodeFrame(bytes: Uint8Array): Frame | null {
+  let v: unknown
   try {
-    const v: unknown = JSON.parse(new TextDecoder().decode(data))
-    return Array.isArray(v) && v.length <= RENEW_BATCH_MAX && v.every((x) => Number.isSafeInteger(x) && x > 0) ? (v as number[]) : null
+    v = JSON.parse(fromUtf8.decode(bytes))
   } catch {
     return null
   }
+  if (typeof v !== 'object' || v === null) return null
+  const f = v as Record<string, unknown>
+  if (!Number.isSafeInteger(f['id'])) return null
+  const id = f['id'] as number
+  if (f['t'] === 'renew') return isIdList(f['leases'], LEASE_RENEW_BATCH_MAX) ? { t: 'renew', id, leases: f['leases'] } : null
+  if (f['t'] !== 'renewed') return null
+  if (f['ok'] === false) return typeof f['reason'] === 'string' ? { t: 'renewed', id, ok: false, reason: f['reason'].slice(0, 500) } : null
+  if (f['ok'] !== true || !isIdList(f['renewed'], LEASE_RENEW_BATCH_MAX) || !Array.isArray(f['refused']) || f['refused'].length > LEASE_RENEW_BATCH_MAX) return null
+  const refused: { id: number; code: 'lease-not-found' | 'lease-expired' }[] = []
+  for (const r of f['refused'] as unknown[]) {
+    if (typeof r !== 'object' || r === null) return null
+    const { id: rid, code } = r as Record<string, unknown>
+    if (!isValidLeaseId(rid) || (code !== 'lease-not-found' && code !== 'lease-expired')) return null
+    refused.push({ id: rid, code })
+  }
+  return { t: 'renewed', id, ok: true, renewed: f['renewed'], refused }
 }

@@ -4,7 +4,7 @@
 // full TTL) and reports expired leases, which the leader revokes through the
 // log. Keep-alives are accepted only from a lease's owner.
 
-import { LeaseClock, type ApplyResult, type Command, type KeepAliveResult, type StateStore } from '../storage/statestore/index.ts'
+import { LeaseClock, renewOwned, type ApplyResult, type Command, type RenewOutcome, type StateStore } from '../storage/statestore/index.ts'
 
 /** How often the lease timer runs (sessions.ts RENEW_INTERVAL_MS). */
 export const LEASE_TIMER_MS = 1000
@@ -38,9 +38,8 @@ export class NodeLeases {
     return this.clock.expired(nowMs)
   }
 
-  /** Renews lease `id` for `from`, which must own it (sessions.ts renew). */
-  keepAlive(store: StateStore, from: string, id: number, nowMs: number): KeepAliveResult {
-    if (store.lease(id)?.owner !== from) return { ok: false, code: 'lease-not-found' }
-    return this.clock.keepAlive(id, nowMs)
+  /** Renews leases `ids` for `from`, which must own them (sessions.ts renewAsLeader); null when not primary. */
+  renew(store: StateStore, from: string, ids: readonly number[], nowMs: number): RenewOutcome | null {
+    return renewOwned(this.clock, (id) => store.lease(id)?.owner, from, ids, nowMs)
   }
 }

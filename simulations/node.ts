@@ -550,7 +550,7 @@ export class SimNode {
     if (this.soft.role !== 'leader') return reply(false)
     this.linearizableRead((ok) => {
       if (!ok || this.soft.role !== 'leader') return reply(false)
-      reply(this.leases.keepAlive(this.store, from, leaseId, this.nowMs()).ok)
+      reply(this.leases.renew(this.store, from, [leaseId], this.nowMs())?.renewed.length === 1)
     })
   }
 

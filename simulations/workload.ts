@@ -11,7 +11,7 @@
 // drift (Chubby's rule). The lock checker then holds the system to "never
 // two holders at once".
 
-import { lockAcquireRequest, type LockStatus, type Request, type TxnRequest } from '../storage/statestore/index.ts'
+import { LeaseHolder, lockAcquireRequest, type LockStatus, type Request, type TxnRequest } from '../storage/statestore/index.ts'
 import { ClientApi, KV_PREFIX } from './client-api.ts'
 import type { SimCluster } from './cluster.ts'
 import { describeOp, type History, type KvKind, type KvOp, type LockHold } from './history.ts'
@@ -72,8 +72,8 @@ export class Workload {
   private readonly history: History
   private readonly rng: Rng
   private readonly config: WorkloadConfig
-  /** Fraction of a TTL a client does not count on (clock drift + slack). */
-  private readonly sessionMargin: number
+  /** The largest clock rate error of any node: what a lock client's LeaseHolder margin covers. */
+  private readonly maxClockDrift: number
   private stopAtUs = Infinity
   private active = 0
   private requestCounter = 0
@@ -85,7 +85,7 @@ export class Workload {
     this.history = history
     this.rng = rng
     this.config = config
-    this.sessionMargin = maxClockDrift / (1 + maxClockDrift) + 0.02
+    this.maxClockDrift = maxClockDrift
   }
 
   /** Starts every client; they stop invoking at `stopAtUs`. */
@@ -145,8 +145,9 @@ export class Workload {
     return this.config
   }
 
-  get margin(): number {
-    return this.sessionMargin
+  /** The largest clock rate error of any node (a lock client's LeaseHolder margin covers it). */
+  get clockDriftMax(): number {
+    return this.maxClockDrift
   }
 
   get client(): ClientApi {
@@ -319,8 +320,11 @@ class Session {
   private readonly lock: string
   private readonly leaseId: number
   private readonly done: () => void
-  /** The client counts on its session until this simulated instant (µs). */
-  private deadlineUs = 0
+  /**
+   * The client's deadline: the shipped `shoal lock` logic (LeaseHolder), fed with simulated
+   * instants in ms. No stop grace: a simulated hold ends at once.
+   */
+  private readonly holder: LeaseHolder
   private hold: LockHold | null = null
   private over = false
   private waitingSinceUs = 0
@@ -335,6 +339,12 @@ class Session {
     this.lock = lock
     this.leaseId = leaseId
     this.done = done
+    this.holder = new LeaseHolder({ ttlMs: w.settings.leaseTtlMs, clockDriftMax: w.clockDriftMax })
+  }
+
+  /** The client counts on its session until this simulated instant (µs). */
+  private get deadlineUs(): number {
+    return Math.floor(this.holder.deadlineMs * 1000)
   }
 
   begin(): void {
@@ -368,14 +378,14 @@ class Session {
     const status = this.seenStatus
     const hold = this.hold
     if (hold !== null) {
-      if (now >= this.deadlineUs) return this.release('session deadline passed', this.deadlineUs)
+      if (!this.holder.holds(now / 1000)) return this.release('session deadline passed', this.deadlineUs)
       if (status === null) return this.release(`${this.node} is down`)
       if (status.state !== 'held') return this.release('lost the lock')
     } else {
       if (status === null) return this.release(`${this.node} is down`)
       if (status.state === 'absent') return this.release('session expired before acquiring')
       if (status.state === 'held') {
-        if (now >= this.deadlineUs || !this.w.running) return this.release('session deadline passed')
+        if (!this.holder.holds(now / 1000) || !this.w.running) return this.release('session deadline passed')
         this.hold = this.w.log.hold({ client: this.client, node: this.node, lock: this.lock, leaseId: this.leaseId, token: status.fencingToken, fromUs: now })
         this.w.note(`${this.client} holds ${this.lock} via ${this.node} (token ${status.fencingToken})`)
         const cfg = this.w.settings
@@ -394,13 +404,12 @@ class Session {
     this.w.client.keepAlive(this.node, this.leaseId, (ok) => {
       if (ok) this.extend(sentUs)
     })
-    this.w.later(this.w.settings.leaseTtlMs / 3, () => this.keepAliveLoop())
+    this.w.later(this.holder.renewIntervalMs, () => this.keepAliveLoop())
   }
 
-  /** The leader renewed the lease at or after `sentUs`: count on TTL × (1 − margin) from then. */
+  /** The leader renewed the lease at or after `sentUs`: the holder counts on TTL less its margin from then. */
   private extend(sentUs: number): void {
-    const ttlUs = this.w.settings.leaseTtlMs * 1000
-    this.deadlineUs = Math.max(this.deadlineUs, sentUs + Math.floor(ttlUs * (1 - this.w.margin)))
+    this.holder.onConfirmed(sentUs / 1000)
   }
 
   /** Stops holding (at `atUs`, default now), then revokes the session, which deletes the lock key. */

@@ -5,13 +5,13 @@ import { apiCall, apiStream, resolveApiSocket } from '../client.ts'
 import { UsageError, UserError } from '../../node/errors.ts'
 import type { KvPage, KvView } from '../../node/kv-service.ts'
 
-export const KV_USAGE = `Usage: shoal kv put KEY VALUE
+export const KV_USAGE = `Usage: shoal kv put KEY VALUE [--fence LOCK:TOKEN]
        shoal kv get KEY [--consistent] [--json]
        shoal kv del KEY
        shoal kv list PREFIX [--consistent] [--json]
        shoal kv watch PREFIX [--revision R]`
 
-const FLAGS = { api: { type: 'string' }, json: { type: 'boolean' }, consistent: { type: 'boolean' } } as const
+const FLAGS = { api: { type: 'string' }, json: { type: 'boolean' }, consistent: { type: 'boolean' }, fence: { type: 'string' } } as const
 
 export async function kvCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
@@ -26,7 +26,7 @@ export async function kvCommand(argv: string[]): Promise<number> {
   const [first = '', second = ''] = p.positionals
   switch (sub) {
     case 'put': {
-      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/kv', { key: first, value: second })
+      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/kv', { key: first, value: second, ...parseFence(stringFlag(p, 'fence')) })
       process.stdout.write(json ? `${JSON.stringify(r)}\n` : 'OK\n')
       return 0
     }
@@ -129,4 +129,20 @@ export async function kvWatchCommand(argv: string[]): Promise<number> {
     process.stderr.write(`shoal kv watch: stream interrupted; resuming after revision ${revision ?? 'now'}\n`)
     await new Promise((r) => setTimeout(r, Math.min(1000, 100 * 2 ** failures)))
   }
+}
+
+/**
+ * `--fence LOCK:TOKEN` (TOKEN: the SHOAL_LOCK_TOKEN `shoal lock` gave its command): the write
+ * applies only while LOCK is held with TOKEN, so a holder that lost the lock cannot overwrite
+ * what the next holder wrote.
+ */
+function parseFence(flag: string | undefined): { fence?: { lock: string; token: number } } {
+  if (flag === undefined) return {}
+  const at = flag.lastIndexOf(':')
+  const lock = flag.slice(0, at)
+  const token = Number(flag.slice(at + 1))
+  if (at <= 0 || !/^\d+$/.test(flag.slice(at + 1)) || !Number.isSafeInteger(token) || token < 1) {
+    throw new UsageError(`--fence takes LOCK:TOKEN, e.g. --fence deploy:$SHOAL_LOCK_TOKEN (got ${JSON.stringify(flag)})`)
+  }
+  return { fence: { lock, token } }
 }

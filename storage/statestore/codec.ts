@@ -3,7 +3,7 @@
 // request's fingerprint is a hash of its encoding.
 //
 //   command  [version, origin, requestId, asLeader, request]
-//   put      ['put', key, value, lease, ifAbsent, prevKv]
+//   put      ['put', key, value, lease, ifAbsent, prevKv] + [[lock, token]] when fenced
 //   delete   ['delete', key, prevKv]
 //   prefix   ['deletePrefix', prefix, prevKv]
 //   txn      ['txn', [compare...], [op...], [op...]]
@@ -34,7 +34,10 @@ export type DecodeCommandResult = { readonly ok: true; readonly command: Command
 function opToWire(op: TxnOp): unknown[] {
   switch (op.type) {
     case 'put':
-      return ['put', op.key, op.value, op.lease ?? 0, op.ifAbsent === true, op.prevKv === true]
+      // The fence is appended only when present: unfenced puts keep their bytes (and old entries decode).
+      return op.fence === undefined
+        ? ['put', op.key, op.value, op.lease ?? 0, op.ifAbsent === true, op.prevKv === true]
+        : ['put', op.key, op.value, op.lease ?? 0, op.ifAbsent === true, op.prevKv === true, [op.fence.lock, op.fence.token]]
     case 'delete':
       return ['delete', op.key, op.prevKv === true]
     case 'deletePrefix':
@@ -109,18 +112,27 @@ function opFromWire(value: unknown): TxnOp | undefined {
   const parts = list(value)
   switch (parts?.[0]) {
     case 'put': {
-      const t = tuple(value, 6)
+      const t = tuple(value, 6) ?? tuple(value, 7)
       const key = str(t?.[1])
       const bytes = bin(t?.[2])
       const lease = uint(t?.[3])
       const ifAbsent = bool(t?.[4])
       const prevKv = bool(t?.[5])
       if (key === undefined || bytes === undefined || lease === undefined || ifAbsent === undefined || prevKv === undefined) return undefined
+      let fence: { lock: string; token: number } | undefined
+      if (t?.length === 7) {
+        const f = tuple(t[6], 2)
+        const lock = str(f?.[0])
+        const token = uint(f?.[1])
+        if (lock === undefined || token === undefined) return undefined
+        fence = { lock, token }
+      }
       return {
         type: 'put', key, value: bytes,
         ...(lease !== 0 ? { lease } : {}),
         ...(ifAbsent ? { ifAbsent } : {}),
         ...(prevKv ? { prevKv } : {}),
+        ...(fence !== undefined ? { fence } : {}),
       }
     }
     case 'delete': {

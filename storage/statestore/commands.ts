@@ -19,7 +19,20 @@ export type Compare =
   | { readonly target: NumericTarget; readonly key: string; readonly op: CompareOp; readonly value: number }
   | { readonly target: 'exists'; readonly key: string; readonly exists: boolean }
 
-/** Writes `value` at `key`; `ifAbsent` refuses (key-exists) when the key exists; `prevKv` returns the old pair. */
+/**
+ * A fencing guard on a write: it applies only while lock `lock` is held with fencing token
+ * `token` (the holder's createRevision, SHOAL_LOCK_TOKEN). etcd's compare on the holder's key:
+ * a stale holder (a newer one exists, or its session ended) is refused with 'fence-rejected'.
+ */
+export interface Fence {
+  readonly lock: string
+  readonly token: number
+}
+
+/**
+ * Writes `value` at `key`; `ifAbsent` refuses (key-exists) when the key exists; `prevKv`
+ * returns the old pair; `fence` refuses (fence-rejected) unless that lock is held with that token.
+ */
 export interface PutRequest {
   readonly type: 'put'
   readonly key: string
@@ -27,6 +40,7 @@ export interface PutRequest {
   readonly lease?: number
   readonly ifAbsent?: boolean
   readonly prevKv?: boolean
+  readonly fence?: Fence
 }
 
 /** Deletes one key (no revision is used when it does not exist). */

@@ -26,6 +26,38 @@ interface ClockLease {
   revokeProposedAtMs: number | null
 }
 
+/** Outcome of renewing a batch of leases for one owner (renewOwned). */
+export interface RenewOutcome {
+  /** Leases renewed for their full TTL from the renewal instant. */
+  readonly renewed: number[]
+  /** Leases refused: never granted, revoked, expired, or owned by another peer. */
+  readonly refused: { readonly id: number; readonly code: 'lease-not-found' | 'lease-expired' }[]
+}
+
+/**
+ * Leader side of a renewal request from peer `from`, after the leader confirmed
+ * its leadership for this request (ReadIndex, as etcd's LeaseRenew does with
+ * ensureLeadership): renews each lease `from` owns. `ownerOf` reads the store.
+ * Returns null when this clock is not primary (not leading, or not yet promoted):
+ * the caller answers "not leader" and the holder retries.
+ */
+export function renewOwned(clock: LeaseClock, ownerOf: (id: number) => string | undefined, from: string, ids: readonly number[], nowMs: number): RenewOutcome | null {
+  if (!clock.isPrimary) return null
+  const renewed: number[] = []
+  const refused: { id: number; code: 'lease-not-found' | 'lease-expired' }[] = []
+  for (const id of ids) {
+    // Only the owner renews: a peer cannot keep another peer's dead client's lock.
+    if (ownerOf(id) !== from) {
+      refused.push({ id, code: 'lease-not-found' })
+      continue
+    }
+    const r = clock.keepAlive(id, nowMs)
+    if (r.ok) renewed.push(id)
+    else refused.push({ id, code: r.code === 'lease-expired' ? 'lease-expired' : 'lease-not-found' })
+  }
+  return { renewed, refused }
+}
+
 /** The leader's view of lease deadlines. Pure: time comes in as `nowMs`. */
 export class LeaseClock {
   #leases = new Map<number, ClockLease>()

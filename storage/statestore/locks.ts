@@ -119,3 +119,18 @@ export function fencingToken(store: StoreReader, name: string, leaseId: number):
   const status = lockStatus(store, name, leaseId)
   return status.state === 'held' ? status.fencingToken : null
 }
+
+/**
+ * Why a write fenced with `fence` must be refused, or null when lock `fence.lock` is held with
+ * exactly `fence.token`. etcd's compare on the holder's key, not "token ≥ the largest seen":
+ * a holder whose session ended is refused too, even before anyone else takes the lock, since
+ * it can no longer know whether someone did.
+ */
+export function fenceRefusal(store: StoreReader, fence: { readonly lock: string; readonly token: number }): string | null {
+  const holder = lockHolder(store, fence.lock)
+  if (holder !== null && holder.createRevision === fence.token) return null
+  const what = `the write fenced with lock ${fence.lock} token ${fence.token} was refused`
+  if (holder === null) return `${what}: lock ${fence.lock} is not held (its holder released it or its session expired); take the lock again and use its new token`
+  if (holder.createRevision > fence.token) return `${what}: a newer holder has lock ${fence.lock} (token ${holder.createRevision}); this holder is stale and must stop`
+  return `${what}: lock ${fence.lock} is held with token ${holder.createRevision}, not ${fence.token}; use the SHOAL_LOCK_TOKEN the holder was given`
+}

@@ -49,6 +49,8 @@ export type ApplyErrorCode =
   | 'future-revision'
   /** The requestId was already used for a different command (payload, origin or asLeader differ). */
   | 'request-id-conflict'
+  /** A fenced write whose lock is not held with its token (a newer holder exists, or none). */
+  | 'fence-rejected'
 
 /** A refusal, as returned by validation and the codec. */
 export interface CommandError {

@@ -14,6 +14,7 @@ import { LEASE_TTL_MAX_MS, LEASE_TTL_MIN_MS, STORE_MAX_KEYS, STORE_MAX_LEASES, W
 import { DEFAULT_STATE_STORE_OPTIONS, optionsFromList, optionsToList, type StateStoreOptions } from './options.ts'
 import { PendingEvents, type EventBatch } from './pending.ts'
 import { checkAccess } from './records.ts'
+import { fenceRefusal } from './locks.ts'
 import { decodeResult, encodeResult } from './result-codec.ts'
 import {
   assertNever, commandError, type ApplyErrorCode, type ApplyResult, type CommandError, type OpResponse, type Response,
@@ -447,6 +448,10 @@ export class StateStore implements StoreReader {
         if (state.owner !== cmd.origin && cmd.asLeader !== true) {
           return { ok: false, error: commandError('permission-denied', `lease ${lease} belongs to ${state.owner}`) }
         }
+      }
+      if (op.fence !== undefined) {
+        const refused = fenceRefusal(this, op.fence)
+        if (refused !== null) return { ok: false, error: commandError('fence-rejected', refused) }
       }
       const exists = this.#kvs.has(op.key)
       if (op.ifAbsent === true && exists) return { ok: false, error: commandError('key-exists', `key ${JSON.stringify(op.key)} exists`) }

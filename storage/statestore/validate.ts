@@ -3,7 +3,8 @@
 // from the simulator) and in the node layer before proposing, so a bad request
 // is refused early with the same code a replica would give.
 
-import type { Command, Compare, Request, TxnOp } from './commands.ts'
+import type { Command, Compare, Fence, Request, TxnOp } from './commands.ts'
+import { isValidLockName } from './locks.ts'
 import { utf8ByteLength } from './keys.ts'
 import {
   COMMAND_MAX_PAYLOAD_BYTES, KEY_MAX_BYTES, LEASE_ID_MAX, LEASE_TTL_MAX_MS, LEASE_TTL_MIN_MS,
@@ -71,7 +72,7 @@ function opError(op: TxnOp): CommandError | null {
     case 'put': {
       const lease = op.lease
       if (lease !== undefined && lease !== 0 && !isValidLeaseId(lease)) return commandError('lease-id-invalid', 'lease is not a positive safe integer')
-      return keyError(op.key) ?? valueError(op.value) ?? flagError(op.ifAbsent, 'ifAbsent') ?? flagError(op.prevKv, 'prevKv')
+      return keyError(op.key) ?? valueError(op.value) ?? flagError(op.ifAbsent, 'ifAbsent') ?? flagError(op.prevKv, 'prevKv') ?? fenceError(op.fence)
     }
     case 'delete':
       return keyError(op.key) ?? flagError(op.prevKv, 'prevKv')
@@ -80,6 +81,14 @@ function opError(op: TxnOp): CommandError | null {
     default:
       return assertNever(op)
   }
+}
+
+function fenceError(fence: Fence | undefined): CommandError | null {
+  if (fence === undefined) return null
+  if (typeof fence !== 'object' || fence === null) return commandError('malformed-command', 'fence is not an object')
+  if (typeof fence.lock !== 'string' || !isValidLockName(fence.lock)) return commandError('malformed-command', `fence lock ${JSON.stringify(fence.lock)} is not a lock name`)
+  if (!Number.isSafeInteger(fence.token) || fence.token < 1) return commandError('revision-invalid', 'fence token is not a positive safe integer (use the SHOAL_LOCK_TOKEN the holder was given)')
+  return null
 }
 
 const COMPARE_OPS: ReadonlySet<string> = new Set(['=', '!=', '<', '>'])
