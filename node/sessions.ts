@@ -24,9 +24,9 @@ import {
   LEASE_CLOCK_DRIFT_MAX,
   LEASE_RENEW_BATCH_MAX,
   lockAcquireRequest,
-  lockKey,
   lockPrefix,
   lockStatus,
+  LOCKS_PREFIX,
   isValidLockName,
   isValidLeaseId,
   renewalBatches,
@@ -115,6 +115,12 @@ export class Sessions {
   private timer: ReturnType<typeof setInterval> | null = null
   private wasLeader = false
   private lastExpiryScanMs = Number.NEGATIVE_INFINITY
+  /**
+   * Holds waiting for a change of their lock, by lock prefix. One watch on locks/ serves them
+   * all: a peer may hold more locks than it may serve client watches (WATCHERS_MAX).
+   */
+  private readonly lockWaiters = new Map<string, Set<() => void>>()
+  private stopLockWatch: (() => void) | null = null
 
   constructor(init: SessionsInit) {
     this.init = init
@@ -133,12 +139,46 @@ export class Sessions {
     await this.channel.start()
     // Leases already in the store (restart, snapshot) start a fresh deadline here.
     this.clock.sync(this.init.machine.store.leases(), monotonicMs())
+    this.watchLocks()
     this.timer = setInterval(() => this.onTimer(), SESSION_TICK_MS)
+  }
+
+  /** Wakes the holds of every lock that changed. */
+  private watchLocks(): void {
+    this.stopLockWatch?.()
+    this.stopLockWatch = this.init.watches.add(LOCKS_PREFIX, this.init.machine.store.revision, {
+      deliver: (events) => {
+        const changed = new Set<string>()
+        for (const e of events) {
+          const slash = e.kv.key.indexOf('/', LOCKS_PREFIX.length)
+          if (slash > 0) changed.add(e.kv.key.slice(0, slash + 1))
+        }
+        for (const prefix of changed) this.wake(prefix)
+        return true
+      },
+      // The history no longer reaches our cursor (a snapshot was installed): every hold
+      // re-reads its lock from the store, and the watch starts again from now.
+      compacted: () => {
+        queueMicrotask(() => {
+          this.watchLocks()
+          for (const prefix of [...this.lockWaiters.keys()]) this.wake(prefix)
+        })
+      },
+    })
+  }
+
+  private wake(prefix: string): void {
+    const waiters = this.lockWaiters.get(prefix)
+    if (waiters === undefined) return
+    this.lockWaiters.delete(prefix)
+    for (const w of waiters) queueMicrotask(w)
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    this.stopLockWatch?.()
+    this.stopLockWatch = null
     for (const p of this.pending.values()) p.resolve({ ok: false, reason: 'this peer is stopping' })
     this.pending.clear()
     this.channel.stop().catch((err: unknown) => this.init.log.debug(`leases channel stop: ${String(err)}`))
@@ -246,9 +286,15 @@ export class Sessions {
         const status = lockStatus(this.init.machine.store, name, lease)
         if (status.state === 'held') {
           report({ state: 'acquired', lease, token: status.fencingToken, key: status.key })
-          const why = await this.until(lockKey(name, lease), (deleted) => deleted, signal, lease)
-          if (!signal.aborted) report({ state: 'lost', lease, reason: why ?? 'the session expired (the peer holding it stopped renewing) or was revoked' })
-          return
+          // Held until the key goes (its session was revoked) or this peer's deadline passes.
+          for (;;) {
+            const why = await this.until(name, signal, lease)
+            if (signal.aborted) return
+            if (why !== null || lockStatus(this.init.machine.store, name, lease).state !== 'held') {
+              report({ state: 'lost', lease, reason: why ?? 'the session expired (the peer holding it stopped renewing) or was revoked' })
+              return
+            }
+          }
         }
         if (status.state === 'absent') {
           report({ state: 'lost', lease, reason: 'the session expired before the lock was acquired' })
@@ -259,7 +305,7 @@ export class Sessions {
           report({ state: 'waiting', lease, waitingOn: status.waitingOn.key })
         }
         // Only a change under this lock can move us up the queue.
-        await this.until(lockPrefix(name), () => true, signal, lease)
+        await this.until(name, signal, lease)
       }
     } finally {
       await this.release(lease).catch((err: unknown) => this.init.log.debug(`lease ${lease} not revoked now (${String(err)}); it expires by itself`))
@@ -281,37 +327,35 @@ export class Sessions {
   }
 
   /**
-   * Resolves at the first change under `prefix` for which `match(isDelete)` holds, or on abort
-   * (with null), or once this peer's deadline for `lease` passes (with the reason).
+   * Resolves at the next change under lock `name` (with null), on abort (with null), or once
+   * this peer's deadline for `lease` passes (with the reason).
    */
-  private until(prefix: string, match: (deleted: boolean) => boolean, signal: AbortSignal, lease: number): Promise<string | null> {
+  private until(name: string, signal: AbortSignal, lease: number): Promise<string | null> {
     return new Promise((resolve) => {
-      let stop: () => void = () => undefined
+      const prefix = lockPrefix(name)
       let settled = false
       const done = (why: string | null): void => {
         if (settled) return
         settled = true
-        stop()
+        this.lockWaiters.get(prefix)?.delete(onChange)
+        if (this.lockWaiters.get(prefix)?.size === 0) this.lockWaiters.delete(prefix)
         clearInterval(check)
         signal.removeEventListener('abort', onAbort)
         resolve(why)
       }
+      const onChange = (): void => done(null)
       const onAbort = (): void => done(null)
       const check = setInterval(() => {
         const why = this.lostReason(lease)
         if (why !== null) done(why)
       }, SESSION_TICK_MS)
       signal.addEventListener('abort', onAbort, { once: true })
-      stop = this.init.watches.add(prefix, this.init.machine.store.revision, {
-        deliver: (events) => {
-          if (events.some((e) => match(e.type === 'delete'))) {
-            queueMicrotask(() => done(null))
-            return false
-          }
-          return true
-        },
-        compacted: () => queueMicrotask(() => done(null)),
-      })
+      let waiters = this.lockWaiters.get(prefix)
+      if (waiters === undefined) {
+        waiters = new Set()
+        this.lockWaiters.set(prefix, waiters)
+      }
+      waiters.add(onChange)
     })
   }
 

@@ -138,7 +138,8 @@ describe('cluster-wide locks', () => {
       // Several TTLs: any lease left unrenewed expires, its lock is revoked and its stream says "lost".
       await new Promise((r) => setTimeout(r, 4 * ttlSeconds * 1000))
       const lost = streams.filter((s) => s.lines.some((l) => l.includes('"lost"')) || s.res.closed)
-      expect(lost.length).toBe(0)
+      // On failure, show how many and why (the peer's "lost" lines).
+      expect({ lost: lost.length, why: lost.slice(0, 3).map((s) => s.lines.slice(-1)[0] ?? 'stream closed') }).toEqual({ lost: 0, why: [] })
     } finally {
       for (const s of streams) s.res.destroy()
     }
