@@ -97,6 +97,7 @@ function checkArgvIsUtf8(argv: string[]): void {
     try {
       decoder.decode(Buffer.from(arg, 'latin1'))
     } catch {
+      throw new UsageError(`an argument is not valid UTF-8 text (${JSON.stringify(Buffer.from(arg, 'latin1').toString('utf8'))}); keys and values are UTF-8: convert it (e.g. with iconv) or encode binary data as base64`)
     }
   }
 }
