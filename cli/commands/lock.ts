@@ -28,7 +28,7 @@ const KILL_SLACK_MS = 100
 type StreamLine = LockEvent | { state: 'queued'; lease: number; ttlMs: number } | { state: 'error'; error: string }
 
 /** One renewal through the peer: 'ok' once the leader confirmed it, 'gone' if the lease no longer exists. */
-function keepAlive(socket: string, lease: number, timeoutMs: number): Promise<'ok' | 'gone' | string> {
+function keepAlive(socket: string, lease: number, timeoutMs: number, inFlight: Set<{ destroy(): void }>): Promise<'ok' | 'gone' | string> {
   return new Promise((resolve) => {
     const req = request({ socketPath: socket, method: 'POST', path: `/v1/leases/keepalive?id=${lease}`, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = []
@@ -50,6 +50,9 @@ function keepAlive(socket: string, lease: number, timeoutMs: number): Promise<'o
     // A frozen peer accepts the connection and never answers: give up when the next renewal is due.
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)))
     req.on('error', (err) => resolve(err.message))
+    // Tracked so that exiting does not wait for a renewal a frozen peer never answers.
+    inFlight.add(req)
+    req.on('close', () => inFlight.delete(req))
     req.end()
   })
 }
@@ -80,10 +83,12 @@ export async function lockCommand(argv: string[]): Promise<number> {
     let renewTimer: ReturnType<typeof setTimeout> | null = null
     let killTimer: ReturnType<typeof setTimeout> | null = null
     const signalHandlers: [NodeJS.Signals, () => void][] = []
+    const renewals = new Set<{ destroy(): void }>()
 
     const cleanup = (): void => {
       for (const t of [deadlineTimer, renewTimer, killTimer]) if (t !== null) clearTimeout(t)
       for (const [signal, handler] of signalHandlers) process.off(signal, handler)
+      for (const req of renewals) req.destroy()
       res.destroy() // closing the stream releases the lock
     }
     const finish = (outcome: number | Error): void => {
@@ -140,7 +145,7 @@ export async function lockCommand(argv: string[]): Promise<number> {
       const id = lease
       const sentMs = performance.now()
       renewTimer = setTimeout(renewLoop, holder.renewIntervalMs)
-      void keepAlive(socket, id, holder.renewIntervalMs).then((outcome) => {
+      void keepAlive(socket, id, holder.renewIntervalMs, renewals).then((outcome) => {
         if (finished) return
         if (outcome === 'ok') {
           holder.onConfirmed(sentMs)

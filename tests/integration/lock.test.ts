@@ -96,7 +96,8 @@ describe('cluster-wide locks', () => {
       const lock = `frozen-${role}`
       const file = join(cluster.root, `${lock}.log`)
       const loop = `trap 'echo "A stop" >> ${file}; exit 143' TERM; while :; do echo "A $SHOAL_LOCK_TOKEN" >> ${file}; sleep 0.05; done`
-      const first = spawn(NODE, [MAIN, 'lock', lock, '--ttl', '3', '--api', victim.api, '--', 'sh', '-c', loop], { stdio: ['ignore', 'ignore', 'pipe'] })
+      // Its own process group, so that a failure here can kill the CLI and its command together.
+      const first = spawn(NODE, [MAIN, 'lock', lock, '--ttl', '3', '--api', victim.api, '--', 'sh', '-c', loop], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
       let firstErr = ''
       first.stderr.on('data', (d: Buffer) => (firstErr += d.toString()))
       const firstExit = new Promise<number>((r) => first.on('exit', (code, signal) => r(code ?? (signal === null ? -1 : 128))))
@@ -118,7 +119,11 @@ describe('cluster-wide locks', () => {
         expect(firstErr).toContain('no renewal was confirmed')
       } finally {
         victim.signal('SIGCONT')
-        first.kill('SIGKILL')
+        try {
+          process.kill(-first.pid!, 'SIGKILL')
+        } catch {
+          // already gone
+        }
       }
       await healthy()
     }, 180_000)
