@@ -29,6 +29,7 @@ const CORES = [
   'protocols/dns/zone-build.ts',
   'protocols/dns/zone.ts',
   'protocols/dns/store-records.ts',
+  'protocols/dns/tcp-limits.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
   // The simulator, all of it (its worker-thread runner lives in cli/).
   ...tsFiles('simulations'),
