@@ -1,6 +1,6 @@
 /** The `shoal` command: dispatches to a subcommand; user errors print one line, never a stack. */
 import { readFileSync } from 'node:fs'
-import { UserError, UsageError } from '../node/errors.ts'
+import { UserError, UsageError, environmentError } from '../node/errors.ts'
 import { SHOAL_VERSION } from '../node/version.ts'
 import { startCommand, START_USAGE } from './commands/start.ts'
 import { statusCommand, peersCommand } from './commands/cluster.ts'
@@ -124,7 +124,9 @@ async function main(argv: string[]): Promise<number> {
 
 try {
   process.exitCode = await main(process.argv.slice(2))
-} catch (err) {
+} catch (thrown) {
+  // A full disk, a permission or a read-only file system is the machine's, not a bug.
+  const err = thrown instanceof UserError ? thrown : (environmentError(thrown) ?? thrown)
   if (err instanceof UserError) {
     process.stderr.write(`shoal: ${err.message}\n`)
     if (err instanceof UsageError) process.stderr.write(`Run 'shoal --help' for usage.\n`)
@@ -133,4 +135,8 @@ try {
     process.stderr.write(`shoal: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\nThis is a bug; please report it with the command you ran.\n`)
     process.exitCode = 70
   }
+  // Exit now: a handle a failed command left open (a half-started peer's socket, a timer)
+  // must not keep the process, its data dir lock and its address alive. stderr is written
+  // synchronously to files, pipes and terminals on Linux, so nothing above is lost.
+  process.exit(process.exitCode)
 }

@@ -4,8 +4,9 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http'
 import { connect } from 'node:net'
-import { chmodSync, unlinkSync, existsSync } from 'node:fs'
-import { UserError } from './errors.ts'
+import { chmodSync, unlinkSync, lstatSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { UserError, errorMessage } from './errors.ts'
 
 /** Requests larger than this are refused: the API takes small commands, not uploads. */
 const REQUEST_BODY_MAX_BYTES = 1024 * 1024
@@ -108,14 +109,48 @@ export function socketIsLive(path: string): Promise<boolean> {
   })
 }
 
+/** sun_path's size on Linux, less its terminating NUL: a longer socket path cannot be bound. */
+const SOCKET_PATH_MAX_BYTES = 107
+
+/**
+ * Checks `--api` before the peer joins anything: its directory exists, the path fits a Unix
+ * socket, and what is there already (if anything) is a socket no live peer serves. Whatever
+ * else is at the path (a file, a directory, a link) is the user's, and is never removed.
+ * Answers whether a stale socket is there to be replaced.
+ */
+export async function checkApiSocketPath(path: string): Promise<boolean> {
+  if (Buffer.byteLength(path) > SOCKET_PATH_MAX_BYTES) {
+    throw new UserError(`API socket path ${path} is over ${SOCKET_PATH_MAX_BYTES} bytes, the most a Unix socket path may have; pass a shorter --api`)
+  }
+  const dir = dirname(path)
+  let dirStat
+  try {
+    dirStat = statSync(dir)
+  } catch (err) {
+    throw new UserError(`cannot use --api ${path}: its directory ${dir} is not there (${errorMessage(err)}); create it or pass another --api`)
+  }
+  if (!dirStat.isDirectory()) throw new UserError(`cannot use --api ${path}: ${dir} is not a directory; pass another --api`)
+  let stat
+  try {
+    stat = lstatSync(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw new UserError(`cannot use --api ${path}: ${errorMessage(err)}; pass another --api`)
+  }
+  if (!stat.isSocket()) {
+    const kind = stat.isDirectory() ? 'a directory' : stat.isSymbolicLink() ? 'a symbolic link' : stat.isFile() ? 'a regular file' : 'not a socket'
+    throw new UserError(`--api ${path} is ${kind}, not a socket; Shoal creates its API socket itself and never replaces other files: pass a path where nothing is, such as ${join(dir, 'shoal.sock')}`)
+  }
+  if (await socketIsLive(path)) {
+    throw new UserError(`API socket ${path} is already served by a running peer; stop that peer or pass another --api`)
+  }
+  return true
+}
+
 /** Serves `routes` ("METHOD /path") on the socket; refuses a socket a live process serves. */
 export async function startApiServer(path: string, routes: Map<string, ApiHandler>, log: { debug(m: string): void; warn(m: string): void }): Promise<Server> {
-  if (existsSync(path)) {
-    if (await socketIsLive(path)) {
-      throw new UserError(`API socket ${path} is already served by a running peer; stop that peer or pass another --api`)
-    }
-    unlinkSync(path) // left behind by a peer that crashed
-  }
+  // Checked again here, just before the path is taken: only a stale socket is ever removed.
+  if (await checkApiSocketPath(path)) unlinkSync(path) // left behind by a peer that crashed
   const server = createServer((req, res) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://shoal')

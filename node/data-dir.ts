@@ -3,11 +3,12 @@
  * Everything here runs once at start-up, before any socket is opened.
  */
 import { mkdirSync, openSync, closeSync, readFileSync, writeFileSync, unlinkSync, renameSync, fsyncSync, chmodSync, statSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
-import { UserError, errorMessage } from './errors.ts'
+import { UserError, errorMessage, environmentError } from './errors.ts'
 
 /** File names inside the data dir. */
 export const DATA_FILES = { lock: 'LOCK', peerKey: 'peer.key', clusterKey: 'cluster.key' } as const
@@ -23,39 +24,75 @@ export function ensureDataDir(dir: string): void {
 
 /**
  * Takes the data dir's lock for this process. Two peers on one data dir would interleave
- * writes to the same Raft log and corrupt it, so the second one is refused. A lock left by a
- * process that died (kill -9, power loss) is detected by its pid and taken over.
- * Returns a release function. (Node has no flock(2); pid liveness is the portable check.)
+ * writes to the same Raft log and corrupt it, so the second one is refused.
+ *
+ * The kernel arbitrates: on Linux the lock is an abstract Unix socket named after the data
+ * dir's device and inode. bind(2) is atomic, so of two peers starting together exactly one
+ * wins, and the kernel frees the name when its holder dies, kill -9 included: there is no
+ * stale lock to detect and take over (a pid file alone races on both). Node has no flock(2);
+ * this is the lock it does have. The LOCK file beside it names the holder's pid for people and
+ * for peers in another network namespace (where the abstract name is not shared); it is
+ * written whole to a temporary file and renamed into place, so it is never read half-written.
+ * Returns a release function.
  */
-export function acquireDataDirLock(dir: string): () => void {
+export async function acquireDataDirLock(dir: string): Promise<() => void> {
   const path = join(dir, DATA_FILES.lock)
-  for (let attempt = 0; attempt < 2; attempt++) {
+  const holderPid = (): number | null => {
     try {
-      const fd = openSync(path, 'wx', 0o600)
-      writeFileSync(fd, `${process.pid}\n`)
-      fsyncSync(fd)
-      closeSync(fd)
-      return () => {
-        try {
-          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path)
-        } catch {
-          // Already gone: nothing to release.
-        }
-      }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new UserError(`cannot lock data dir ${dir}: ${errorMessage(err)}`)
-      }
-      const holder = Number.parseInt(readFileSync(path, 'utf8').trim(), 10)
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder)) {
-        throw new UserError(
-          `data dir ${dir} is in use by another shoal process (pid ${holder}); stop it first, or start this peer with another --data-dir`,
-        )
-      }
-      unlinkSync(path) // stale lock of a dead process
+      const pid = Number.parseInt(readFileSync(path, 'utf8').trim(), 10)
+      return Number.isInteger(pid) && pid > 0 ? pid : null
+    } catch {
+      return null
     }
   }
-  throw new UserError(`cannot lock data dir ${dir}: another process keeps re-creating ${path}`)
+  const inUse = (pid: number | null): UserError =>
+    new UserError(`data dir ${dir} is in use by another shoal process${pid === null ? '' : ` (pid ${pid})`}; stop it first, or start this peer with another --data-dir`)
+
+  let server: Server | null = null
+  if (process.platform === 'linux') {
+    let dev: number, ino: number
+    try {
+      ({ dev, ino } = statSync(dir))
+    } catch (err) {
+      throw new UserError(`cannot lock data dir ${dir}: ${errorMessage(err)}; pass an existing, writable --data-dir`)
+    }
+    const name = `\0shoal/data-dir/${dev}/${ino}`
+    server = createServer()
+    const bound = server
+    try {
+      await new Promise<void>((resolve, reject) => {
+        bound.once('error', reject)
+        bound.listen(name, () => resolve())
+      })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') throw inUse(holderPid())
+      throw new UserError(`cannot lock data dir ${dir}: ${errorMessage(err)}`)
+    }
+    bound.unref()
+    bound.on('connection', (socket) => socket.destroy())
+  }
+  // Holding the kernel's lock, a live pid in the file can only be a peer in another network
+  // namespace (or another OS without abstract sockets): still refuse it.
+  const previous = holderPid()
+  if (previous !== null && previous !== process.pid && processAlive(previous)) {
+    server?.close()
+    throw inUse(previous)
+  }
+  try {
+    writeFileAtomic(path, `${process.pid}\n`, 0o600)
+  } catch (err) {
+    server?.close()
+    throw environmentError(err, `cannot lock data dir ${dir}`) ?? new UserError(`cannot lock data dir ${dir}: ${errorMessage(err)}; pass a writable --data-dir`)
+  }
+  return () => {
+    try {
+      if (holderPid() === process.pid) unlinkSync(path)
+    } catch {
+      // Already gone: nothing to release.
+    }
+    server?.close()
+    server = null
+  }
 }
 
 function processAlive(pid: number): boolean {

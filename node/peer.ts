@@ -2,8 +2,9 @@
  * One Shoal peer: wires storage, libp2p, membership, the event topic, the runtime probe and
  * the admin API, and owns their start and stop order.
  *
- * Start: data dir lock -> identity + secret -> libp2p -> membership -> events -> Raft -> DNS ->
- * runtime -> API.
+ * Start: data dir lock, API path checked -> identity + secret -> Raft log opened -> DNS ->
+ * libp2p -> membership -> events -> Raft running -> runtime -> API. What can fail for a local
+ * reason comes before libp2p listens, so a peer that cannot start was never seen alive.
  * Stop: API closed -> DNS, runtime -> own records removed -> leadership handed off, leave
  * announced, removal from the voters awaited -> Raft -> events -> libp2p -> socket, lock.
  */
@@ -12,10 +13,10 @@ import { unlinkSync } from 'node:fs'
 import type { Server, ServerResponse, IncomingMessage } from 'node:http'
 import type { StartConfig } from './config.ts'
 import type { Logger } from './logger.ts'
-import { UserError } from './errors.ts'
+import { UserError, environmentError, errorMessage } from './errors.ts'
 import { ensureDataDir, acquireDataDirLock, loadOrCreatePeerKey, loadClusterSecret } from './data-dir.ts'
 import { createHost, type ShoalLibp2p, type HandshakeStats } from './libp2p-host.ts'
-import { startApiServer, ApiError, type ApiHandler, type ApiResult } from './api-server.ts'
+import { startApiServer, checkApiSocketPath, ApiError, type ApiHandler, type ApiResult } from './api-server.ts'
 import { EventHub, SUBSCRIBER_QUEUE_MAX, type ClusterEvent } from './event-hub.ts'
 import { SHOAL_VERSION } from './version.ts'
 import { Membership, type MemberView } from '../protocols/gossip/membership.ts'
@@ -25,6 +26,7 @@ import { DockerRuntime } from '../runtime/docker-runtime.ts'
 import { NO_RUNTIME_STATUS, type ContainerRuntime, type RuntimeStatus } from '../runtime/runtime.ts'
 import { join } from 'node:path'
 import { RaftNode, RetryableError } from './raft-node.ts'
+import { LogCorruptionError } from '../storage/raft-log/file-log-storage.ts'
 import { StoreMachine } from './store-machine.ts'
 import { KvService, KV_PREFIX } from './kv-service.ts'
 import { EventLoopMonitor, type EventLoopView } from './event-loop-monitor.ts'
@@ -148,10 +150,16 @@ export class Peer {
     return this.node().peerId.toString()
   }
 
+  /**
+   * Everything that can fail for a reason on this host (the data dir, the Raft log, the DNS
+   * and API addresses) is checked before libp2p listens: a peer that cannot start must not
+   * have announced itself alive to the cluster, where it would stay a voter nobody replaces.
+   */
   async start(): Promise<void> {
     const { config, log } = this
     ensureDataDir(config.dataDir)
-    this.releaseLock = acquireDataDirLock(config.dataDir)
+    this.releaseLock = await acquireDataDirLock(config.dataDir)
+    await checkApiSocketPath(config.apiSocket)
     const privateKey = await loadOrCreatePeerKey(config.dataDir)
     const { secret, source } = loadClusterSecret(config.dataDir, config.secretFile, config.bootstrap.length > 0)
     if (source === 'created') log.info(`founded a new cluster; its secret is ${config.dataDir}/cluster.key — give joining peers a copy (--secret-file)`)
@@ -159,6 +167,42 @@ export class Peer {
     const host = await createHost({ privateKey, listen: config.listen, bootstrap: config.bootstrap, clusterSecret: secret })
     this.libp2p = host.libp2p
     this.handshakes = host.handshakes
+
+    this.machine = new StoreMachine()
+    const machine = this.machine
+    const watches = new WatchHub(() => machine.store)
+    this.watches = watches
+    machine.onApplied = () => watches.onApplied()
+    machine.onRestored = () => {
+      watches.onRestored()
+      this.sessions?.onRestored()
+      this.dns?.restored()
+    }
+    machine.onCommand = (command, result) => this.sessions?.onCommand(command, result)
+    this.raft = new RaftNode({
+      dir: join(config.dataDir, 'raft'),
+      stateDir: join(config.dataDir, 'state'),
+      libp2p: this.libp2p,
+      founding: config.bootstrap.length === 0,
+      stateMachine: this.machine,
+      log: log.child('raft'),
+      snapshotEveryEntries: config.snapshotEntries,
+      // Keep half an interval of entries behind each snapshot (at most 5,000) so a follower
+      // that lags briefly catches up from the log instead of needing a whole snapshot.
+      keepEntriesAfterSnapshot: Math.min(5000, Math.floor(config.snapshotEntries / 2)),
+    })
+    try {
+      await this.raft.open()
+    } catch (err) {
+      if (err instanceof LogCorruptionError) throw new UserError(err.message)
+      throw environmentError(err, `cannot open the Raft log in ${config.dataDir}`) ?? err
+    }
+
+    if (config.dns !== 'off') {
+      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, loops: config.dnsLoops, machine, watches, log: log.child('dns') })
+      await this.dns.start()
+    }
+
     try {
       await this.libp2p.start()
     } catch (err) {
@@ -205,29 +249,6 @@ export class Peer {
     })
     this.events.start()
 
-    this.machine = new StoreMachine()
-    const machine = this.machine
-    const watches = new WatchHub(() => machine.store)
-    this.watches = watches
-    machine.onApplied = () => watches.onApplied()
-    machine.onRestored = () => {
-      watches.onRestored()
-      this.sessions?.onRestored()
-      this.dns?.restored()
-    }
-    machine.onCommand = (command, result) => this.sessions?.onCommand(command, result)
-    this.raft = new RaftNode({
-      dir: join(config.dataDir, 'raft'),
-      stateDir: join(config.dataDir, 'state'),
-      libp2p: this.libp2p,
-      founding: config.bootstrap.length === 0,
-      stateMachine: this.machine,
-      log: log.child('raft'),
-      snapshotEveryEntries: config.snapshotEntries,
-      // Keep half an interval of entries behind each snapshot (at most 5,000) so a follower
-      // that lags briefly catches up from the log instead of needing a whole snapshot.
-      keepEntriesAfterSnapshot: Math.min(5000, Math.floor(config.snapshotEntries / 2)),
-    })
     await this.raft.start()
     this.kv = new KvService(this.raft, this.machine, this.peerId)
     const raft = this.raft
@@ -243,11 +264,6 @@ export class Peer {
     })
     await this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
-
-    if (config.dns !== 'off') {
-      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, loops: config.dnsLoops, machine, watches, log: log.child('dns') })
-      await this.dns.start()
-    }
 
     let runtime: DockerRuntime | null = null
     if (config.docker === 'none') {
@@ -279,8 +295,19 @@ export class Peer {
     if (config.bootstrap.length > 0) log.info(`joining through ${config.bootstrap.map(String).join(', ')}`)
   }
 
-  /** Graceful stop: announce leaving, then close everything in reverse start order. */
+  /**
+   * Graceful stop: announce leaving, then close everything in reverse start order. Also tears
+   * down a start that failed half-way: every step runs whatever an earlier one threw, so the
+   * sockets close, the process can exit and the data dir lock is released.
+   */
   async stop(): Promise<void> {
+    const step = async (what: string, fn: () => unknown): Promise<void> => {
+      try {
+        await fn()
+      } catch (err) {
+        this.log.warn(`stopping ${what}: ${errorMessage(err)}`)
+      }
+    }
     const api = this.api
     this.api = null
     if (api !== null) {
@@ -297,15 +324,15 @@ export class Peer {
     this.sessions?.stop()
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
-    await this.dns?.stop()
-    await this.runtime?.stop()
+    await step('DNS', () => this.dns?.stop())
+    await step('the container runtime', () => this.runtime?.stop())
     this.hostSync?.stop()
-    await this.removeOwnRecords()
-    await this.leaveVoters()
-    await this.raft?.stop()
-    await this.membership?.stop(true)
+    await step('container records', () => this.removeOwnRecords())
+    await step('the leave', () => this.leaveVoters())
+    await step('Raft', () => this.raft?.stop())
+    await step('membership', () => this.membership?.stop(true))
     this.events?.stop()
-    await this.libp2p?.stop()
+    await step('libp2p', () => this.libp2p?.stop())
     const wasRunning = this.libp2p !== null
     this.libp2p = null
     this.releaseLock?.()
@@ -345,7 +372,7 @@ export class Peer {
       name: m.host?.name ?? null,
       addrs: m.host?.addrs ?? [],
       state: m.state,
-      voter: this.raft?.status().voters.includes(m.peerId) ?? false,
+      voter: this.raft?.running === true && this.raft.status().voters.includes(m.peerId),
       self: m.self,
       incarnation: m.incarnation,
       stateSince: m.stateSince,
@@ -365,7 +392,7 @@ export class Peer {
    */
   private async leaveVoters(): Promise<void> {
     const raft = this.raft
-    if (raft === null) return
+    if (raft === null || !raft.running) return
     const self = this.peerId
     const removable = (): boolean => {
       const voters = raft.status().voters
@@ -401,7 +428,7 @@ export class Peer {
 
   /** The command contract's Raft fields. A peer not yet in the configuration has role "none". */
   private raftView(): Pick<StatusView, 'role' | 'term' | 'leader' | 'commitIndex' | 'appliedIndex' | 'voters' | 'learners'> {
-    if (this.raft === null) return { role: 'none', term: 0, leader: null, commitIndex: 0, appliedIndex: 0, voters: [], learners: [] }
+    if (this.raft === null || !this.raft.running) return { role: 'none', term: 0, leader: null, commitIndex: 0, appliedIndex: 0, voters: [], learners: [] }
     const st = this.raft.status()
     const self = this.peerId
     const role = st.voters.includes(self)
@@ -436,7 +463,7 @@ export class Peer {
   private runAutopilot(): void {
     const raft = this.raft
     const membership = this.membership
-    if (raft === null || membership === null) return
+    if (raft === null || membership === null || !raft.running) return
     const st = raft.status()
     if (st.role !== 'leader' || st.progress === undefined) return
     const match: Record<string, number> = {}

@@ -22,6 +22,7 @@ import {
 } from '../protocols/raft/index.ts'
 import { RaftTransport, type RaftTransportStats } from '../protocols/raft/transport.ts'
 import { FileLogStorage, LogCorruptionError } from '../storage/raft-log/file-log-storage.ts'
+import { environmentError } from './errors.ts'
 import { openSnapshotStore } from '../storage/snapshots/snapshot-store.ts'
 import type { Libp2p } from '@libp2p/interface'
 
@@ -107,6 +108,7 @@ export class RaftNode {
   private transport!: RaftTransport
   private ticker: ReturnType<typeof setInterval> | null = null
   private processing = false
+  private opened = false
   private stopped = false
   private appliedIndex = 0
   private snapshotIndex = 0
@@ -132,14 +134,25 @@ export class RaftNode {
     this.electionTicks = init.electionTicks ?? 10
   }
 
-  /** Recovers the log, restores the state machine, joins the transport and starts ticking. */
-  async start(): Promise<void> {
+  /**
+   * Recovers the log and restores the state machine, before the peer opens any socket: a log
+   * that cannot be trusted (damage, a full disk, permissions) fails start-up before the peer
+   * has announced itself to anyone.
+   */
+  async open(): Promise<void> {
+    if (this.opened) return
     const selfId = this.init.libp2p.peerId.toString()
     const snapshots = await openSnapshotStore(this.init.stateDir)
-    this.storage = await FileLogStorage.open(
-      this.init.dir,
-      this.init.founding ? { snapshots, founding: { voters: [selfId], learners: [] }, bootstrapData: this.init.stateMachine.snapshot() } : { snapshots },
-    )
+    try {
+      this.storage = await FileLogStorage.open(
+        this.init.dir,
+        this.init.founding ? { snapshots, founding: { voters: [selfId], learners: [] }, bootstrapData: this.init.stateMachine.snapshot() } : { snapshots },
+      )
+    } catch (err) {
+      // The log never took the store over: close it here, or its handles keep the process alive.
+      await snapshots.close().catch(() => undefined)
+      throw err
+    }
     const rec = this.storage.recovery
     if (rec.damagedSnapshots.length > 0) this.init.log.warn(`passed over damaged snapshot(s) ${rec.damagedSnapshots.join(', ')} in ${this.init.stateDir} (checksum mismatch); restored an older one and replayed the log`)
     // (A lost tail may end in a torn record too; then onLostTailAtStart says what really happened.)
@@ -152,36 +165,7 @@ export class RaftNode {
     this.init.log.info(`Raft log: snapshot ${rec.snapshotIndex}, entries ${rec.firstIndex}..${rec.lastIndex}; ${this.confState.voters.length} voters, ${this.confState.learners.length} learners`)
     if (rec.tailMarkDamaged) this.init.log.warn(`the Raft log's tail mark in ${this.init.dir} is unreadable, so a log cut short could not be told from a torn last write; it is rewritten now`)
     if (rec.lostTail !== null || rec.repairIndex > 0) this.onLostTailAtStart(selfId)
-
-    this.core = new RaftCore({
-      id: selfId,
-      storage: this.storage,
-      electionTicks: this.electionTicks,
-      heartbeatTicks: this.init.heartbeatTicks ?? 1,
-      applied: this.appliedIndex,
-      // Seeded from the OS: the core only sees a function.
-      random: mulberry32(randomInt(1, 2 ** 31)),
-      maxSizePerMsgBytes: 1024 * 1024,
-      maxInflightMsgs: 256,
-      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
-      // Non-zero when the log lost acknowledged entries: no vote until they are back (onLostTailAtStart).
-      repairIndex: this.storage.repairIndex,
-    })
-    this.repairIndex = this.core.repairIndex
-    this.transport = new RaftTransport({
-      libp2p: this.init.libp2p,
-      onMessage: (m: Message) => this.input(() => void this.core.step(m.type === 'prop' ? this.authorizeProposal(m) : m)),
-      onUnreachable: (id) => this.input(() => this.core.reportUnreachable(id)),
-      onSnapshotFailed: (id) => this.input(() => this.core.reportSnapshot(id, false)),
-      debug: (m) => this.init.log.debug(m),
-    })
-    await this.transport.start()
-    this.ticker = setInterval(() => this.input(() => {
-      this.core.tick()
-      this.retryWaiting()
-    }), this.tickMs)
-    // A sole voter needs no election timeout to find out nobody else will vote.
-    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
+    this.opened = true
   }
 
   /**
@@ -215,6 +199,42 @@ export class RaftNode {
     )
   }
 
+  /** Joins the transport and starts ticking; opens the log first if `open` was not called. */
+  async start(): Promise<void> {
+    await this.open()
+    const selfId = this.init.libp2p.peerId.toString()
+
+    this.core = new RaftCore({
+      id: selfId,
+      storage: this.storage,
+      electionTicks: this.electionTicks,
+      heartbeatTicks: this.init.heartbeatTicks ?? 1,
+      applied: this.appliedIndex,
+      // Seeded from the OS: the core only sees a function.
+      random: mulberry32(randomInt(1, 2 ** 31)),
+      maxSizePerMsgBytes: 1024 * 1024,
+      maxInflightMsgs: 256,
+      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+      // Non-zero when the log lost acknowledged entries: no vote until they are back (onLostTailAtStart).
+      repairIndex: this.storage.repairIndex,
+    })
+    this.repairIndex = this.core.repairIndex
+    this.transport = new RaftTransport({
+      libp2p: this.init.libp2p,
+      onMessage: (m: Message) => this.input(() => void this.core.step(m.type === 'prop' ? this.authorizeProposal(m) : m)),
+      onUnreachable: (id) => this.input(() => this.core.reportUnreachable(id)),
+      onSnapshotFailed: (id) => this.input(() => this.core.reportSnapshot(id, false)),
+      debug: (m) => this.init.log.debug(m),
+    })
+    await this.transport.start()
+    this.ticker = setInterval(() => this.input(() => {
+      this.core.tick()
+      this.retryWaiting()
+    }), this.tickMs)
+    // A sole voter needs no election timeout to find out nobody else will vote.
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
+  }
+
   /** When leading, hands leadership to the best voter and waits (two election timeouts at most); true when not leading afterwards. */
   async handOffLeadership(): Promise<boolean> {
     if (this.ticker === null) return true
@@ -232,7 +252,14 @@ export class RaftNode {
 
   /** Hands leadership to the best voter when leading, then stops everything. */
   async stop(): Promise<void> {
-    if (this.ticker === null) return
+    if (this.ticker === null) {
+      // Opened but never started (start-up failed later on): only the log's files to close.
+      if (this.opened && !this.stopped) {
+        this.stopped = true
+        await this.storage.close()
+      }
+      return
+    }
     await this.handOffLeadership()
     if (this.ticker === null) return
     this.stopped = true
@@ -248,8 +275,14 @@ export class RaftNode {
     this.reads.clear()
   }
 
+  /** True once the core runs: before that (and after a failed start) there is no status. */
+  get running(): boolean {
+    return this.ticker !== null
+  }
+
   /** The core's status (role, term, leader, commit, applied, voters, learners, progress). */
   status(): RaftStatus {
+    if (this.core === undefined) throw new Error('Raft is not running: the peer failed to start or has stopped')
     return this.core.status()
   }
 
@@ -341,7 +374,8 @@ export class RaftNode {
       }
     } catch (err) {
       // A Raft peer that cannot persist must not go on: acknowledging without durability breaks safety.
-      this.init.log.error(`consensus failed, stopping this peer: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+      const env = environmentError(err, 'cannot write the Raft log')
+      this.init.log.error(`consensus failed, stopping this peer: ${env !== null ? env.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
       process.exit(70)
     } finally {
       this.processing = false

@@ -10,6 +10,9 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                    [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]
                    [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]`
 
+/** How long a failed start may spend tearing down what it started before the process exits. */
+const FAILED_START_STOP_MS = 10_000
+
 export async function startCommand(argv: string[]): Promise<number> {
   const p = parseCommandArgs('start', argv, {
     'data-dir': { type: 'string' },
@@ -73,7 +76,14 @@ export async function startCommand(argv: string[]): Promise<number> {
   try {
     await peer.start()
   } catch (err) {
-    await peer.stop().catch(() => undefined)
+    // Tear down what did start (a leave is announced if the peer had joined), within a bound:
+    // the failure is reported and the process exits either way (cli/main.ts).
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      peer.stop().catch((stopErr: unknown) => log.warn(`stopping after the failed start: ${stopErr instanceof Error ? stopErr.message : String(stopErr)}`)),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, FAILED_START_STOP_MS))),
+    ])
+    clearTimeout(timer)
     throw err
   }
   starting = false

@@ -111,7 +111,8 @@ export class PeerProcess {
     this.options = options
     this.name = options.name
     this.dataDir = options.dataDir ?? join(root, options.name)
-    this.api = join(this.dataDir, 'shoal.sock')
+    const apiFlag = options.extraArgs?.indexOf('--api') ?? -1
+    this.api = apiFlag >= 0 ? (options.extraArgs?.[apiFlag + 1] ?? '') : join(this.dataDir, 'shoal.sock')
     this.logFile = join(root, `${options.name}.log`)
   }
 

@@ -16,20 +16,30 @@ afterEach(() => {
 })
 
 describe('data dir', () => {
-  it('the lock refuses a second holder while the first lives, and is released', () => {
+  it('a LOCK file naming another live process is refused (a peer in another network namespace)', async () => {
     const d = dir()
     // A live process other than us: our parent.
     writeFileSync(join(d, DATA_FILES.lock), `${process.ppid}\n`)
-    expect(() => acquireDataDirLock(d)).toThrow(`in use by another shoal process (pid ${process.ppid})`)
+    await expect(acquireDataDirLock(d)).rejects.toThrow(`in use by another shoal process (pid ${process.ppid})`)
   })
 
-  it('a lock left by a dead process is taken over', () => {
+  it('a lock left by a dead process is taken over', async () => {
     const d = dir()
     writeFileSync(join(d, DATA_FILES.lock), '2147483646\n')
-    const release = acquireDataDirLock(d)
+    const release = await acquireDataDirLock(d)
     expect(readFileSync(join(d, DATA_FILES.lock), 'utf8').trim()).toBe(String(process.pid))
     release()
     expect(existsSync(join(d, DATA_FILES.lock))).toBe(false)
+  })
+
+  it('the kernel arbitrates: a second acquire is refused while the first holds, even with the LOCK file gone', async () => {
+    const d = dir()
+    const release = await acquireDataDirLock(d)
+    rmSync(join(d, DATA_FILES.lock))
+    await expect(acquireDataDirLock(d)).rejects.toThrow('is in use by another shoal process')
+    release()
+    const again = await acquireDataDirLock(d)
+    again()
   })
 
   it('the peer key is created once (0600) and gives the same peer id on reload', async () => {
