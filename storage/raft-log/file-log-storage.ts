@@ -254,7 +254,11 @@ export class FileLogStorage implements LogStorage {
           if (e.index !== prev + 1) {
             flush()
             if (e.index > memory.lastIndex() + 1) {
-              throw new LogCorruptionError(`Raft log ${path} skips from index ${memory.lastIndex()} to ${e.index}; restore the data dir from a backup, or re-join this peer with an empty --data-dir`)
+              // With no snapshot at all, what is missing is the snapshot store, not log records.
+              const cause = snapshot === null
+                ? `starts at index ${e.index}, but the snapshot store beside ${dir} holds no snapshot (was its directory removed?) to cover the entries before it`
+                : `skips from index ${memory.lastIndex()} to ${e.index}`
+              throw new LogCorruptionError(`Raft log ${path} ${cause}; restore the data dir from a backup, or re-join this peer with an empty --data-dir`)
             }
           }
           pending.push(e)
