@@ -86,6 +86,12 @@ export interface StatusView {
   appliedIndex: number
   voters: string[]
   learners: string[]
+  /**
+   * Non-zero while this peer's log lacks entries it had acknowledged (lost by its disk): it
+   * does not vote, and its local reads may be stale, until the leader has copied the log back
+   * up to this index. 0 when healthy.
+   */
+  repairIndex: number
   runtime: RuntimeStatus['runtime']
   runtimeStatus: RuntimeStatus
   hostSync: HostSync['stats'] | null
@@ -427,14 +433,14 @@ export class Peer {
   }
 
   /** The command contract's Raft fields. A peer not yet in the configuration has role "none". */
-  private raftView(): Pick<StatusView, 'role' | 'term' | 'leader' | 'commitIndex' | 'appliedIndex' | 'voters' | 'learners'> {
-    if (this.raft === null || !this.raft.running) return { role: 'none', term: 0, leader: null, commitIndex: 0, appliedIndex: 0, voters: [], learners: [] }
+  private raftView(): Pick<StatusView, 'role' | 'term' | 'leader' | 'commitIndex' | 'appliedIndex' | 'voters' | 'learners' | 'repairIndex'> {
+    if (this.raft === null || !this.raft.running) return { role: 'none', term: 0, leader: null, commitIndex: 0, appliedIndex: 0, voters: [], learners: [], repairIndex: 0 }
     const st = this.raft.status()
     const self = this.peerId
     const role = st.voters.includes(self)
       ? (st.role === 'pre-candidate' ? 'candidate' : st.role)
       : st.learners.includes(self) ? 'learner' : 'none'
-    return { role, term: st.term, leader: st.lead, commitIndex: st.commit, appliedIndex: this.raft.applied, voters: [...st.voters], learners: [...st.learners] }
+    return { role, term: st.term, leader: st.lead, commitIndex: st.commit, appliedIndex: this.raft.applied, voters: [...st.voters], learners: [...st.learners], repairIndex: st.repairIndex }
   }
 
   /** Alive or suspect: a member whose gossip is still accepted. */

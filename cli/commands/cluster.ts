@@ -24,6 +24,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     ['Version', s.version],
     ['Addresses', s.addrs.join('\n             ')],
     ['Role', s.role === 'none' ? 'none (consensus not running)' : `${s.role}, term ${s.term}, leader ${s.leader ?? 'unknown'}`],
+    ...(s.repairIndex > 0 ? [['Repairing', `WARNING: this peer's disk lost Raft entries it had acknowledged; it does not vote and its reads may be stale until the leader has copied the log back up to index ${s.repairIndex} (now ${s.commitIndex}). Check the disk.`] as [string, string]] : []),
     ['Members', `${s.members.alive} alive, ${s.members.suspect} suspect, ${s.members.dead} dead, ${s.members.left} left`],
     ['Runtime', runtime],
     ['DNS', s.dns === null ? 'off' : `${s.dns.listen.join(', ')} (${s.dns.stats.queries.received} queries, ${s.dns.stats.queries.malformed} malformed, ${s.dns.stats.zone.names} names)`],

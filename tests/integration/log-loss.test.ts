@@ -10,7 +10,7 @@ import { readdirSync, statSync, truncateSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { TestCluster, apiRequest, waitFor, type PeerProcess } from '../helpers/processes.ts'
 
-interface RaftStatus { peerId: string; role: string; voters: string[]; learners: string[]; commitIndex: number; appliedIndex: number }
+interface RaftStatus { peerId: string; role: string; voters: string[]; learners: string[]; commitIndex: number; appliedIndex: number; repairIndex: number }
 
 const KEYS = 400
 
@@ -95,6 +95,7 @@ describe('a Raft log truncated in the middle', () => {
     await waitFor(`${follower.name} to vote again once repaired`, () => follower.log().includes('it votes again') || undefined, 10_000)
     const after = await follower.status<RaftStatus>()
     expect(after.voters).toHaveLength(3)
+    expect(after.repairIndex).toBe(0)
   }, 240_000)
 
   it('a sole voter refuses to start on it, says what to do, and starts on what is left once told to', async () => {
