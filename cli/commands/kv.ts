@@ -3,9 +3,11 @@ import { parseCommandArgs, stringFlag, boolFlag } from '../args.ts'
 import { createInterface } from 'node:readline'
 import { apiCall, apiStream, resolveApiSocket } from '../client.ts'
 import { UsageError, UserError } from '../../node/errors.ts'
+import { readValueFromStdin } from '../stdin-value.ts'
+import { VALUE_MAX_BYTES } from '../../storage/statestore/limits.ts'
 import type { KvPage, KvView } from '../../node/kv-service.ts'
 
-export const KV_USAGE = `Usage: shoal kv put KEY VALUE [--fence LOCK:TOKEN]
+export const KV_USAGE = `Usage: shoal kv put KEY [VALUE] [--fence LOCK:TOKEN]   (no VALUE: read from stdin)
        shoal kv get KEY [--consistent] [--json]
        shoal kv del KEY
        shoal kv list PREFIX [--consistent] [--json]
@@ -16,7 +18,7 @@ const FLAGS = { api: { type: 'string' }, json: { type: 'boolean' }, consistent: 
 export async function kvCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
   if (sub === 'watch') return kvWatchCommand(rest)
-  const arity: Record<string, [number, number]> = { put: [2, 2], get: [1, 1], del: [1, 1], list: [0, 1] }
+  const arity: Record<string, [number, number]> = { put: [1, 2], get: [1, 1], del: [1, 1], list: [0, 1] }
   const range = sub === undefined ? undefined : arity[sub]
   if (sub === undefined || range === undefined) throw new UsageError(`kv needs a subcommand: put, get, del, list or watch\n${KV_USAGE}`)
   const p = parseCommandArgs(`kv ${sub}`, rest, FLAGS, { min: range[0], max: range[1] })
@@ -26,7 +28,10 @@ export async function kvCommand(argv: string[]): Promise<number> {
   const [first = '', second = ''] = p.positionals
   switch (sub) {
     case 'put': {
-      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/kv', { key: first, value: second, ...parseFence(stringFlag(p, 'fence')) })
+      const fence = parseFence(stringFlag(p, 'fence'))
+      // No VALUE: read it from stdin, as etcdctl does (a 512 KiB value cannot be one argument).
+      const value = p.positionals.length >= 2 ? second : await readValueFromStdin(process.stdin, VALUE_MAX_BYTES)
+      const r = await apiCall<{ revision: number }>(socket, 'PUT', '/v1/kv', { key: first, value, ...fence })
       process.stdout.write(json ? `${JSON.stringify(r)}\n` : 'OK\n')
       return 0
     }
