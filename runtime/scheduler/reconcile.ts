@@ -148,7 +148,7 @@ function freshTask(ctx: Ctx, slot: string, host: string, reason: string): Task {
 }
 
 /** Where a replacement for `t` goes: its own host when it still fits (less churn), else the best feasible one. */
-function chooseHost(ctx: Ctx, preferred: string | null): SchedHost | undefined {
+function chooseHost(ctx: Ctx, preferred: string | null, avoid: string | null = null): SchedHost | undefined {
   const { spec, usage } = ctx
   if (spec.mode === 'global') {
     // A global task belongs to its host: it is replaced there or not at all.
@@ -159,7 +159,10 @@ function chooseHost(ctx: Ctx, preferred: string | null): SchedHost | undefined {
     const h = ctx.hostById.get(preferred)
     if (h !== undefined && infeasibleReason(spec, h, usage) === null) return h
   }
-  return bestHost(spec.name, feasibleHosts(spec, ctx.hosts, usage), usage)
+  const feasible = feasibleHosts(spec, ctx.hosts, usage)
+  // A failed instance goes to another host when there is one: its host may be the problem.
+  const elsewhere = avoid === null ? feasible : feasible.filter((h) => h.id !== avoid)
+  return bestHost(spec.name, elsewhere.length > 0 ? elsewhere : feasible, usage)
 }
 
 /**
@@ -167,7 +170,7 @@ function chooseHost(ctx: Ctx, preferred: string | null): SchedHost | undefined {
  * and stays as `previous` until the new one is healthy; when nothing fits beside it, the
  * replacement falls back to stop-first. Returns the new task, or null when nothing fits.
  */
-function replace(ctx: Ctx, t: Task, opts: { reason: string; order: UpdateConfig['order']; oldAlive: boolean; preferSameHost: boolean }): Task | null {
+function replace(ctx: Ctx, t: Task, opts: { reason: string; order: UpdateConfig['order']; oldAlive: boolean; preferSameHost: boolean; avoidSameHost?: boolean }): Task | null {
   const { spec, usage } = ctx
   const oldCounted = !ctx.gone(t.host)
   // The slot's own earlier retiring instance, if any, is dropped: only one previous is tracked.
@@ -185,7 +188,7 @@ function replace(ctx: Ctx, t: Task, opts: { reason: string; order: UpdateConfig[
     usage.add(t.host, spec)
   }
   if (oldCounted) usage.remove(t.host, spec)
-  const host = chooseHost(ctx, opts.preferSameHost ? t.host : null)
+  const host = chooseHost(ctx, opts.preferSameHost ? t.host : null, opts.avoidSameHost === true ? t.host : null)
   if (host === undefined) {
     if (oldCounted) usage.add(t.host, spec)
     return null
@@ -222,7 +225,7 @@ function heal(ctx: Ctx, t: Task, order: UpdateConfig['order']): Task {
   if (t.desired === 'running' && observedState(t) === 'failed' && ctx.spec.restart.condition !== 'none') {
     // A failed instance of a rollout batch is replaced within the batch, so the batch stays in flight.
     const reason = BATCH_REASONS.has(t.reason) && t.specVersion === ctx.spec.version ? t.reason : `replace failed instance${t.observed?.error === undefined ? '' : `: ${t.observed.error}`}`
-    const next = replace(ctx, t, { reason, order: 'stop-first', oldAlive: false, preferSameHost: false })
+    const next = replace(ctx, t, { reason, order: 'stop-first', oldAlive: false, preferSameHost: false, avoidSameHost: true })
     if (next !== null) {
       ctx.changes.push({ kind: 'migrate', key, task: next, from: t.host })
       return next
@@ -258,7 +261,9 @@ function reconcileReplicated(ctx: Ctx, own: readonly Task[]): void {
   const { spec } = ctx
   const { cfg, rollingBack } = rolloutConfig(ctx)
   // Judged before healing, which would replace the failed instances it counts.
-  const halted = judgeFailures(ctx, own, cfg, rollingBack)
+  const verdict = judgeFailures(ctx, own, cfg, rollingBack)
+  if (verdict === 'rollback') return
+  const halted = verdict === 'halt'
   // Steps 1-3.
   let current = own.map((t) => heal(ctx, t, cfg.order))
   // Step 4: scale. Keep the lowest slots; stop the rest, highest first.
@@ -297,25 +302,26 @@ function noHostMessage(ctx: Ctx): string {
 
 /**
  * The failure action, judged on this rollout's new instances (failed or unhealthy). Returns
- * true when the rollout must not go on (paused, or a rollback was proposed).
+ * `halt` when the rollout must not go on (paused: healing goes on), `rollback` when a rollback
+ * was proposed (nothing else is decided for the service until it is written).
  */
-function judgeFailures(ctx: Ctx, own: readonly Task[], cfg: UpdateConfig, rollingBack: boolean): boolean {
+function judgeFailures(ctx: Ctx, own: readonly Task[], cfg: UpdateConfig, rollingBack: boolean): 'go' | 'halt' | 'rollback' {
   const { spec } = ctx
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
-  if (status !== null && (status.state === 'paused' || status.state === 'rollback-paused')) return true
+  if (status !== null && (status.state === 'paused' || status.state === 'rollback-paused')) return 'halt'
   const rebalance = ctx.status?.rebalance ?? false
   const batch = own.filter((t) => t.specVersion === spec.version && BATCH_REASONS.has(t.reason))
   const failures = batch.filter(failedState).length
-  if (failures === 0 || failures / Math.max(1, batch.length) <= cfg.maxFailureRatio || cfg.failureAction === 'continue') return false
+  if (failures === 0 || failures / Math.max(1, batch.length) <= cfg.maxFailureRatio || cfg.failureAction === 'continue') return 'go'
   if (cfg.failureAction === 'rollback' && !rollingBack && spec.previous !== null) {
     const record: ServiceRecord = { ...spec.previous, version: spec.version + 1, previous: { ...specContent(spec), version: spec.version } }
     ctx.changes.push({ kind: 'rollback', service: spec.name, record })
     ctx.changes.push({ kind: 'set-status', status: { service: spec.name, version: spec.version + 1, state: 'rolling-back', message: `rolling back: ${failures} of ${batch.length} updated instances failed`, rebalance } })
-    return true
+    return 'rollback'
   }
   const paused = rollingBack ? 'rollback-paused' : 'paused'
   setStatus(ctx, paused, `${failures} of ${batch.length} updated instances failed; fix the spec and update again${spec.previous !== null && !rollingBack ? ', or roll back' : ''}`, rebalance)
-  return true
+  return 'halt'
 }
 
 /** Steps 6-7 (shared by both modes). */
@@ -330,7 +336,8 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   const done = rollingBack ? 'rollback-completed' : 'completed'
   const active = rollingBack ? 'rolling-back' : 'updating'
 
-  const inFlight = batch.filter((t) => !stable(t, cfg.monitorMs, nowMs))
+  // Failures that got past judgeFailures are tolerated (ratio, or `continue`): they do not hold the rollout.
+  const inFlight = batch.filter((t) => !failedState(t) && !stable(t, cfg.monitorMs, nowMs))
   const lastDone = batch.reduce((m, t) => Math.max(m, t.observed === null ? 0 : t.observed.sinceMs + cfg.monitorMs), 0)
   const ready = inFlight.length === 0 && (batch.length === 0 || nowMs >= lastDone + cfg.delayMs)
   if (outdated.length > 0) {
@@ -393,7 +400,9 @@ function rebalanceStep(ctx: Ctx, live: Task[], cfg: UpdateConfig): boolean {
 function reconcileGlobal(ctx: Ctx, own: readonly Task[]): void {
   const { spec } = ctx
   const { cfg, rollingBack } = rolloutConfig(ctx)
-  const halted = judgeFailures(ctx, own, cfg, rollingBack)
+  const verdict = judgeFailures(ctx, own, cfg, rollingBack)
+  if (verdict === 'rollback') return
+  const halted = verdict === 'halt'
   const live: Task[] = []
   const covered = new Set<string>()
   for (const t of own) {

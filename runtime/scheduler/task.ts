@@ -151,7 +151,8 @@ export function decodeTask(bytes: Uint8Array, key?: string): TaskResult<Task> {
   const r = json.value
   const { service, slot, generation, host, specVersion, desired, reason, createdAtMs, updatedAtMs } = r
   if (typeof service !== 'string' || !DNS_LABEL.test(service)) return { ok: false, error: 'task service is not a lowercase DNS label' }
-  if (typeof slot !== 'string' || !(SLOT.test(slot) || isValidOrigin(slot))) return { ok: false, error: 'task slot is neither 1..9999 nor a host peer id' }
+  // All digits means a replica slot (peer ids are never all digits): it must be 1..9999.
+  if (typeof slot !== 'string' || !(/^[0-9]+$/.test(slot) ? SLOT.test(slot) : isValidOrigin(slot))) return { ok: false, error: 'task slot is neither 1..9999 nor a host peer id' }
   if (!isGen(generation)) return { ok: false, error: 'task generation must be an integer >= 1' }
   if (!isValidOrigin(host)) return { ok: false, error: 'task host is not a peer id' }
   if (!isGen(specVersion)) return { ok: false, error: 'task specVersion must be an integer >= 1' }
