@@ -4,8 +4,9 @@
  * while writes go on and then catches up from a snapshot, no peer dies, and every value reads
  * back byte-equal from every peer. Issue 17 §1: the private network's old cipher (the `xsalsa20`
  * package's shared WebAssembly memory) crashed the leader with `Memory.grow()` within seconds
- * of such writes. Values go in through `shoal kv put KEY` with the value on stdin, the only way
- * a value over 128 KiB fits through the CLI; this file also covers what that path refuses.
+ * of such writes (and in this test within ~7 s). One writer goes through `shoal kv put KEY` with
+ * the value on stdin, the only way a value over 128 KiB fits through the CLI, the others through
+ * the API socket; this file also covers what the stdin path refuses.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { join } from 'node:path'
