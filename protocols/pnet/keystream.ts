@@ -47,14 +47,17 @@ export class XSalsa20Stream {
   /** Keystream computed but not yet used; always ends on a block boundary. */
   private ahead: Uint8Array = new Uint8Array(0)
 
-  constructor(key: Uint8Array, nonce: Uint8Array) {
+  /** `firstBlock`: start the stream at keystream block N (byte N * 64); a connection starts at 0. */
+  constructor(key: Uint8Array, nonce: Uint8Array, firstBlock = 0) {
+    if (!Number.isSafeInteger(firstBlock) || firstBlock < 0 || firstBlock > KEYSTREAM_BLOCKS_MAX) throw new RangeError(`XSalsa20 first block must be 0..${KEYSTREAM_BLOCKS_MAX}, got ${firstBlock}`)
+    this.nextBlock = firstBlock
     if (key.byteLength !== PSK_KEY_BYTES) throw new RangeError(`XSalsa20 key must be ${PSK_KEY_BYTES} bytes, got ${key.byteLength}`)
     if (nonce.byteLength !== PSK_NONCE_BYTES) throw new RangeError(`XSalsa20 nonce must be ${PSK_NONCE_BYTES} bytes, got ${nonce.byteLength}`)
     this.key = key.slice()
     this.nonce = nonce.slice()
   }
 
-  /** Bytes of keystream used so far (the position of the next byte in the stream). */
+  /** The position in the keystream of the next byte (bytes used so far, from a first block of 0). */
   get position(): number {
     return this.nextBlock * BLOCK_BYTES - this.ahead.byteLength
   }
@@ -84,12 +87,13 @@ export class XSalsa20Stream {
       at += wholeBlockBytes
     }
     if (at < length) {
-      // What is left is under one batch: compute a batch of keystream ahead and use its start.
-      const blocks = KEYSTREAM_BATCH_BYTES / BLOCK_BYTES
-      this.claimBlocks(blocks)
-      const batch = xsalsa20(this.key, this.nonce, new Uint8Array(KEYSTREAM_BATCH_BYTES), undefined, this.nextBlock)
-      this.nextBlock += blocks
+      // What is left is under one batch: compute a batch of keystream ahead and use its start
+      // (a shorter one at the very end of the keystream, so no byte of it goes unused).
       const used = length - at
+      const blocks = Math.max(Math.ceil(used / BLOCK_BYTES), Math.min(KEYSTREAM_BATCH_BYTES / BLOCK_BYTES, KEYSTREAM_BLOCKS_MAX - this.nextBlock))
+      this.claimBlocks(blocks)
+      const batch = xsalsa20(this.key, this.nonce, new Uint8Array(blocks * BLOCK_BYTES), undefined, this.nextBlock)
+      this.nextBlock += blocks
       for (let i = 0; i < used; i++) out[at + i]! ^= batch[i]!
       this.ahead = batch.subarray(used)
     }

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { XSalsa20Stream, decodePskV1 } from '../../protocols/pnet/keystream.ts'
+import { XSalsa20Stream, KeystreamExhaustedError, KEYSTREAM_BLOCKS_MAX, decodePskV1 } from '../../protocols/pnet/keystream.ts'
 import { newClusterSecret } from '../../node/data-dir.ts'
 
 interface Xor { update(input: Uint8Array): Uint8Array }
@@ -92,6 +92,19 @@ describe('XSalsa20Stream', () => {
     const b = stream.update(input)
     expect(input.every((x) => x === 9)).toBe(true)
     expect(a.buffer).not.toBe(b.buffer)
+  })
+
+  it('can start at a later block, and stops with a typed error when the keystream is used up', () => {
+    const whole = new XSalsa20Stream(SODIUM_KEY, SODIUM_NONCE).update(new Uint8Array(1000))
+    expect(hex(new XSalsa20Stream(SODIUM_KEY, SODIUM_NONCE, 3).update(new Uint8Array(1000 - 192)))).toBe(hex(whole.subarray(192)))
+    // The last two blocks noble can compute (its 32-bit counter stops short of 2^32 - 1), then none.
+    const end = new XSalsa20Stream(SODIUM_KEY, SODIUM_NONCE, KEYSTREAM_BLOCKS_MAX - 2)
+    expect(end.update(new Uint8Array(100)).byteLength).toBe(100)
+    expect(end.update(new Uint8Array(28)).byteLength).toBe(28)
+    expect(end.position).toBe(KEYSTREAM_BLOCKS_MAX * 64)
+    expect(() => end.update(new Uint8Array(1))).toThrow(KeystreamExhaustedError)
+    const bulk = new XSalsa20Stream(SODIUM_KEY, SODIUM_NONCE, KEYSTREAM_BLOCKS_MAX - 10)
+    expect(() => bulk.update(new Uint8Array(20_000))).toThrow(KeystreamExhaustedError)
   })
 
   it('refuses keys and nonces of the wrong size', () => {
