@@ -31,7 +31,9 @@ export interface SchedHost {
 export class Usage {
   private readonly milliCpus = new Map<string, number>()
   private readonly memory = new Map<string, number>()
-  private readonly ports = new Map<string, Set<string>>()
+  // Counted, not a set: the store may already hold two instances on one port (written before
+  // a crash, or by hand), and releasing one must not free the port.
+  private readonly ports = new Map<string, Map<string, number>>()
   private readonly perService = new Map<string, Map<string, number>>()
   private readonly total = new Map<string, number>()
 
@@ -39,8 +41,8 @@ export class Usage {
   add(host: string, spec: ServiceSpec, counted = true): void {
     this.milliCpus.set(host, (this.milliCpus.get(host) ?? 0) + milli(spec.reservations.cpus))
     this.memory.set(host, (this.memory.get(host) ?? 0) + spec.reservations.memoryBytes)
-    const ports = this.ports.get(host) ?? new Set<string>()
-    for (const p of spec.published) ports.add(portId(p.published, p.protocol))
+    const ports = this.ports.get(host) ?? new Map<string, number>()
+    for (const p of spec.published) ports.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) + 1)
     this.ports.set(host, ports)
     if (!counted) return
     const per = this.perService.get(spec.name) ?? new Map<string, number>()
@@ -49,12 +51,12 @@ export class Usage {
     this.total.set(host, (this.total.get(host) ?? 0) + 1)
   }
 
-  /** Undoes `add` (ports are released; two instances never share one, so that is exact). */
+  /** Undoes `add`. */
   remove(host: string, spec: ServiceSpec, counted = true): void {
     this.milliCpus.set(host, (this.milliCpus.get(host) ?? 0) - milli(spec.reservations.cpus))
     this.memory.set(host, (this.memory.get(host) ?? 0) - spec.reservations.memoryBytes)
     const ports = this.ports.get(host)
-    for (const p of spec.published) ports?.delete(portId(p.published, p.protocol))
+    for (const p of spec.published) ports?.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) - 1)
     if (!counted) return
     const per = this.perService.get(spec.name)
     if (per !== undefined) per.set(host, (per.get(host) ?? 0) - 1)
@@ -70,7 +72,7 @@ export class Usage {
   }
 
   portTaken(host: string, published: number, protocol: string): boolean {
-    return this.ports.get(host)?.has(portId(published, protocol)) ?? false
+    return (this.ports.get(host)?.get(portId(published, protocol)) ?? 0) > 0
   }
 
   /** Instances of `service` on `host`. */

@@ -31,6 +31,8 @@ const CORES = [
   'protocols/dns/store-records.ts',
   'protocols/dns/tcp-limits.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
+  // The scheduler core (issue 12): it runs unchanged on the leader and in the simulator.
+  ...tsFiles('runtime/scheduler'),
   // The simulator, all of it (its worker-thread runner lives in cli/).
   ...tsFiles('simulations'),
   ...tsFiles('simulations/checkers'),
