@@ -178,7 +178,7 @@ describe('maximum-size values on a three-peer cluster', () => {
     expect(mismatches).toEqual([])
   })
 
-  it('kv put with no VALUE: an empty stdin, a value over the limit and non-UTF-8 text are refused, the key untouched', async () => {
+  it('kv put with no VALUE: an empty stdin, a value over the limit, non-UTF-8 text and a terminal are refused, the key untouched', async () => {
     const peer = peers[0]!
     const key = [...acked.keys()][0]!
     const before = acked.get(key)!
@@ -196,6 +196,17 @@ describe('maximum-size values on a three-peer cluster', () => {
     expect(latin1.code).toBe(1)
     expect(latin1.stderr).toContain('not valid UTF-8')
     expect((await apiGet<{ kv: { value: string } }>(peer.api, `/v1/kv?key=${encodeURIComponent(key)}`)).kv.value === before).toBe(true)
+
+    // A terminal on stdin (script(1) gives the command one) is refused rather than waited on.
+    const tty = await new Promise<CliResult>((resolveRun) => {
+      const child = spawn('script', ['-qec', `${NODE} ${MAIN} kv put stdin/tty --api ${peer.api}`, '/dev/null'], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()))
+      child.stderr.on('data', (d: Buffer) => (out += d.toString()))
+      child.on('exit', (code) => resolveRun({ code: code ?? -1, stdout: out, stderr: out }))
+    })
+    expect(tty.code).toBe(2)
+    expect(tty.stdout).toContain('kv put needs a VALUE')
 
     // Bytes as they are: a trailing newline stays, as `etcdctl put` keeps it.
     const piped = await putWithStdin(peer, ['stdin/line'], 'one line\n')
