@@ -22,7 +22,7 @@
 import type { Container } from '../../storage/statestore/index.ts'
 import { capacityReason, feasibleHosts, infeasibleReason, staticReason, Usage, type SchedHost } from './feasible.ts'
 import { bestHost, rankHosts } from './rank.ts'
-import type { ServiceRecord, ServiceSpec, UpdateConfig } from './spec.ts'
+import { rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'
 import { compareTasks, taskKey, type ServiceStatus, type Task, type UpdateState } from './task.ts'
 
 export interface ReconcileInput {
@@ -53,8 +53,10 @@ export type Change =
   /** Write `record` (the previous spec at the next version) to `services/<name>`. */
   | { readonly kind: 'rollback'; readonly service: string; readonly record: ServiceRecord }
 
-/** Reasons recorded on tasks that belong to a rollout batch. */
+/** Reasons recorded on tasks that belong to a batch (the next batch waits for them). */
 const BATCH_REASONS = new Set(['update', 'rollback', 'rebalance'])
+/** Reasons whose failures count toward the failure action (a failed rebalance move must not roll the spec back). */
+const ROLLOUT_REASONS = new Set(['update', 'rollback'])
 
 export function reconcile(input: ReconcileInput): Change[] {
   const changes: Change[] = []
@@ -310,11 +312,11 @@ function judgeFailures(ctx: Ctx, own: readonly Task[], cfg: UpdateConfig, rollin
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
   if (status !== null && (status.state === 'paused' || status.state === 'rollback-paused')) return 'halt'
   const rebalance = ctx.status?.rebalance ?? false
-  const batch = own.filter((t) => t.specVersion === spec.version && BATCH_REASONS.has(t.reason))
+  const batch = own.filter((t) => t.specVersion === spec.version && ROLLOUT_REASONS.has(t.reason))
   const failures = batch.filter(failedState).length
   if (failures === 0 || failures / Math.max(1, batch.length) <= cfg.maxFailureRatio || cfg.failureAction === 'continue') return 'go'
-  if (cfg.failureAction === 'rollback' && !rollingBack && spec.previous !== null) {
-    const record: ServiceRecord = { ...spec.previous, version: spec.version + 1, previous: { ...specContent(spec), version: spec.version } }
+  const record = cfg.failureAction === 'rollback' && !rollingBack ? rollbackRecord(spec) : null
+  if (record !== null) {
     ctx.changes.push({ kind: 'rollback', service: spec.name, record })
     ctx.changes.push({ kind: 'set-status', status: { service: spec.name, version: spec.version + 1, state: 'rolling-back', message: `rolling back: ${failures} of ${batch.length} updated instances failed`, rebalance } })
     return 'rollback'
@@ -360,11 +362,6 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   }
   // A fresh service (no status yet) with nothing to roll out gets its 'completed' record too.
   setStatus(ctx, done, message, spec.mode === 'global' ? false : rebalance)
-}
-
-function specContent(s: ServiceRecord): ServiceSpec {
-  const { version: _v, previous: _p, ...rest } = s
-  return rest
 }
 
 /** One rebalance batch; false when the spread is already even (or nothing can move). */

@@ -4,6 +4,7 @@
  */
 import { describe, it, expect } from 'vitest'
 import { reconcile, type Change, type ReconcileInput } from '../../runtime/scheduler/reconcile.ts'
+import { rollbackRecord } from '../../runtime/scheduler/spec.ts'
 import type { ServiceStatus } from '../../runtime/scheduler/task.ts'
 import { Cluster, container, host, service, task, updated } from '../helpers/scheduler-fixtures.ts'
 
@@ -274,6 +275,32 @@ describe('reconcile: rolling updates', () => {
 })
 
 describe('reconcile: rebalance', () => {
+  it('a failed rebalance move is replaced, never rolls the spec back', () => {
+    const v1 = service({ name: 'web', replicas: 2, update: { failureAction: 'rollback', monitorMs: 0 } })
+    const v2 = updated(v1, { image: 'nginx:1.28' })
+    const tasks = [task('web', 1, 'a', { specVersion: 2, reason: 'rebalance', generation: 2 }, 'failed'), task('web', 2, 'b', { specVersion: 2 })]
+    const changes = run({ services: [v2], hosts: abc, tasks, statuses: [{ service: 'web', version: 2, state: 'completed', message: '', rebalance: true }] })
+    expect(summary(changes)).toEqual(['migrate web/1 a->c'])
+  })
+
+  it('a manual rollback (rollbackRecord + rolling-back status) rolls back under the rollback config', () => {
+    const v1 = service({ name: 'web', replicas: 3, rollback: { parallelism: 2, monitorMs: 0 } })
+    const v2 = updated(v1, { image: 'nginx:1.28' })
+    const c = new Cluster(abc, [v1])
+    c.converge(100)
+    c.services.set('web', v2)
+    c.converge(100)
+    const back = rollbackRecord(v2)
+    if (back === null) throw new Error('v2 has a previous spec')
+    c.services.set('web', back)
+    c.statuses.set('web', { service: 'web', version: back.version, state: 'rolling-back', message: '', rebalance: false })
+    expect(summary(c.step(100))).toEqual(['update web/1@a', 'update web/2@b'])
+    c.converge(100)
+    expect(c.tasksOf('web').map((t) => t.specVersion)).toEqual([3, 3, 3])
+    expect(c.statuses.get('web')?.state).toBe('rollback-completed')
+    expect(c.services.get('web')?.image).toBe('nginx:1.27')
+  })
+
   it('a new host gets nothing moved until a rebalance is requested, then batches even it out', () => {
     const svc = service({ name: 'web', replicas: 6, update: { parallelism: 2, monitorMs: 0 } })
     const tasks = [1, 2, 3, 4, 5, 6].map((s) => task('web', s, s % 2 === 0 ? 'b' : 'a'))
