@@ -30,6 +30,7 @@ const CORES = [
   'protocols/dns/zone.ts',
   'protocols/dns/store-records.ts',
   'protocols/dns/tcp-limits.ts',
+  'protocols/pnet/keystream.ts',
   ...tsFiles('protocols/raft', /transport|adapter/),
   // The scheduler core (issue 12): it runs unchanged on the leader and in the simulator.
   ...tsFiles('runtime/scheduler'),
