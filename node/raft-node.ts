@@ -19,6 +19,7 @@ import {
   type MessageType,
   type RaftStatus,
   type Ready,
+  type Snapshot,
 } from '../protocols/raft/index.ts'
 import { RaftTransport, type RaftTransportStats } from '../protocols/raft/transport.ts'
 import { FileLogStorage, LogCorruptionError } from '../storage/raft-log/file-log-storage.ts'
@@ -42,6 +43,12 @@ export interface ReplicatedStateMachine {
   authorizeForwarded(from: string, data: Uint8Array): Uint8Array | null
   /** The full state as of the last applied entry. */
   snapshot(): Uint8Array
+  /**
+   * The bytes snapshot() would return now, captured now but encoded while the event loop goes
+   * on (a large state takes seconds to encode). Entries applied meanwhile do not change it.
+   * Resolves null once `signal` aborts.
+   */
+  snapshotInBackground(signal: AbortSignal): Promise<Uint8Array | null>
   /** Replaces the whole state with a snapshot's, taken at `index`. */
   restore(data: Uint8Array, index: number): void
 }
@@ -113,6 +120,11 @@ export class RaftNode {
   private appliedIndex = 0
   private snapshotIndex = 0
   private confState: ConfState = { voters: [], learners: [] }
+  /** The snapshot being encoded and saved off the Raft loop (one at a time); see maybeSnapshot. */
+  private snapshotJob: Promise<void> | null = null
+  /** A snapshot saved in the background, for the loop to make the log's own between Readys. */
+  private snapshotSaved: { snap: Snapshot; encodedMs: number; savedMs: number } | null = null
+  private readonly snapshotAbort = new AbortController()
   private readonly proposals = new Map<string, PendingProposal>()
   private readonly reads = new Map<string, PendingRead>()
   private readonly applyWaiters: Array<{ index: number; resolve(): void }> = []
@@ -267,7 +279,11 @@ export class RaftNode {
     this.ticker = null
     await this.transport.flush(500)
     await this.transport.stop()
+    this.snapshotAbort.abort()
     while (this.processing) await new Promise((r) => setTimeout(r, 5))
+    // A snapshot's encoding stops at the abort; one already being written to the snapshot store
+    // finishes before that store closes.
+    await this.snapshotJob
     await this.storage.close()
     for (const p of this.proposals.values()) p.reject(new RetryableError('this peer is stopping; retry on another peer'))
     for (const r of this.reads.values()) r.reject(new RetryableError('this peer is stopping; retry on another peer'))
@@ -365,12 +381,14 @@ export class RaftNode {
 
   private async process(): Promise<void> {
     try {
-      while (!this.stopped && this.core.hasReady()) {
+      while (!this.stopped) {
+        await this.adoptSavedSnapshot()
+        if (this.stopped || !this.core.hasReady()) break
         const rd = this.core.ready()
         await this.handleReady(rd)
         this.core.advance(rd)
         this.checkRepaired()
-        await this.maybeSnapshot()
+        this.maybeSnapshot()
       }
     } catch (err) {
       // A Raft peer that cannot persist must not go on: acknowledging without durability breaks safety.
@@ -380,7 +398,7 @@ export class RaftNode {
     } finally {
       this.processing = false
     }
-    if (!this.stopped && this.core.hasReady()) this.schedule()
+    if (!this.stopped && (this.core.hasReady() || this.snapshotSaved !== null)) this.schedule()
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -556,15 +574,57 @@ export class RaftNode {
     }
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Starts a snapshot once enough entries were applied since the last one. Only the capture
+   * happens here, on the Raft loop; encoding (seconds for 100 MB) and writing it to the snapshot
+   * store run in the background, so ticks, heartbeats and votes go on meanwhile: a leader whose
+   * loop stalled past the election timeout would be deposed (issue 17 §5; etcd snapshots off its
+   * apply loop for the same reason). One snapshot at a time.
+   */
+  private maybeSnapshot(): void {
     const every = this.init.snapshotEveryEntries ?? 10_000
+    if (this.snapshotJob !== null || this.snapshotSaved !== null) return
     if (this.appliedIndex - this.snapshotIndex < every || this.core.status().leaving) return
     const index = this.appliedIndex
-    await this.storage.createSnapshot(index, this.confState, this.init.stateMachine.snapshot())
-    this.snapshotIndex = index
+    // Taken now: the term of an applied entry stays readable until compaction, which waits for this.
+    const metadata = { index, term: this.storage.term(index), confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } }
+    const startedMs = Date.now()
+    const encoding = this.init.stateMachine.snapshotInBackground(this.snapshotAbort.signal)
+    this.snapshotJob = (async () => {
+      try {
+        const data = await encoding
+        if (data === null || this.stopped) return
+        const snap: Snapshot = { metadata, data }
+        const encodedMs = Date.now() - startedMs
+        // Into the snapshot store alongside persist; the marker and compaction wait for the loop.
+        await this.storage.saveSnapshot(snap)
+        this.snapshotSaved = { snap, encodedMs, savedMs: Date.now() - startedMs - encodedMs }
+        this.schedule()
+      } catch (err) {
+        // Not fatal: the log keeps its entries and the next attempt starts after as many more.
+        this.snapshotIndex = Math.max(this.snapshotIndex, index)
+        this.init.log.warn(`snapshot at ${index} failed, the log keeps its entries until the next one: ${err instanceof Error ? err.message : String(err)}`)
+      } finally {
+        this.snapshotJob = null
+      }
+    })()
+  }
+
+  /** The storage step of a snapshot saved in the background, serialized with persist by running on the loop. */
+  private async adoptSavedSnapshot(): Promise<void> {
+    const saved = this.snapshotSaved
+    if (saved === null) return
+    this.snapshotSaved = null
+    const snap = saved.snap
+    const index = snap.metadata.index
+    if (!(await this.storage.adoptSnapshot(snap))) {
+      this.init.log.debug(`snapshot at ${index} dropped: the leader's snapshot ${this.storage.snapshot().metadata.index} superseded it`)
+      return
+    }
+    this.snapshotIndex = Math.max(this.snapshotIndex, index)
     const keep = this.init.keepEntriesAfterSnapshot ?? 5000
     const compactTo = index - keep
     if (compactTo >= this.storage.firstIndex()) await this.storage.compact(compactTo)
-    this.init.log.debug(`snapshot at ${index}; log compacted to ${compactTo}`)
+    this.init.log.info(`snapshot at ${index} (${(snap.data.byteLength / 1e6).toFixed(1)} MB, encoded in ${saved.encodedMs} ms and saved in ${saved.savedMs} ms beside the Raft loop); log compacted to ${Math.max(compactTo, this.storage.firstIndex() - 1)}`)
   }
 }

@@ -405,12 +405,38 @@ export class FileLogStorage implements LogStorage {
 
   /** Saves a snapshot of the applied state at `index` durably; entries stay until `compact`. */
   async createSnapshot(index: number, confState: ConfState, data: Uint8Array): Promise<Snapshot> {
-    const snap = this.memory.createSnapshot(index, confState, data)
+    const current = this.memory.snapshot().metadata.index
+    if (index <= current) throw new Error(`snapshot at ${index} is not after the log's snapshot at ${current}`)
+    const snap: Snapshot = { metadata: { index, term: this.memory.term(index), confState }, data }
+    await this.saveSnapshot(snap)
+    await this.adoptSnapshot(snap)
+    return snap
+  }
+
+  /**
+   * The slow half of createSnapshot (megabytes into the snapshot store), which may run while
+   * persist does, so a peer's Raft loop need not wait for it (issue 17 §5). It touches only the
+   * snapshot store, under the snapshot's own index. A crash after it leaves a snapshot no log
+   * record names yet; recovery takes it as its base like any other, as it holds applied (so
+   * committed) state, exactly as when a crash fell between createSnapshot's two writes.
+   */
+  async saveSnapshot(snap: Snapshot): Promise<void> {
     await this.snapshots.save(snap)
+  }
+
+  /**
+   * The quick half: makes a snapshot that saveSnapshot wrote the log's own (a marker record),
+   * then prunes older ones. Must not overlap persist. Returns false, doing nothing, when the log
+   * has meanwhile moved past it (a snapshot from the leader was installed).
+   */
+  async adoptSnapshot(snap: Snapshot): Promise<boolean> {
+    if (this.writing) throw new Error('FileLogStorage.adoptSnapshot called while a persist is in flight')
+    if (snap.metadata.index <= this.memory.snapshot().metadata.index) return false
+    this.memory.createSnapshot(snap.metadata.index, snap.metadata.confState, snap.data)
     await this.writeDurably([{ kind: 'snapshot', index: snap.metadata.index, term: snap.metadata.term, replacesLog: false }])
     this.mark()
     await this.snapshots.prune(this.keepSnapshots)
-    return snap
+    return true
   }
 
   /**

@@ -8,6 +8,7 @@
 // hashes these bytes. Decoding checks shapes here; StateStore.restore checks
 // the cross-references (revisions, lease attachments) before adopting it.
 
+import { Encoder } from '@msgpack/msgpack'
 import type { DedupEntry } from './dedup.ts'
 import type { KeyValue, WatchEvent } from './kv.ts'
 import { SNAPSHOT_FORMAT_VERSION } from './limits.ts'
@@ -41,7 +42,11 @@ function eventToWire(e: WatchEvent): unknown[] {
   return [e.type, kvToWire(e.kv), e.prevKv ? kvToWire(e.prevKv) : null]
 }
 
-/** Encodes an image (the caller supplies kvs sorted and leases by id). */
+/**
+ * Encodes an image (the caller supplies kvs sorted and leases by id) in one go: the fastest way
+ * for a small store (the simulator digests one after every step). ImageEncoder gives the same
+ * bytes a slice at a time, for a large store on a live peer.
+ */
 export function encodeImage(image: StoreImage): Uint8Array {
   return encodeWire([
     SNAPSHOT_TAG,
@@ -56,6 +61,135 @@ export function encodeImage(image: StoreImage): Uint8Array {
     image.dedup.map((d) => [d.requestId, d.fingerprint, d.result]),
   ])
 }
+
+/** Output bytes gathered into one chunk before it is set aside (and the unit of the final copy). */
+const IMAGE_CHUNK_BYTES = 1024 * 1024
+/** The first chunk's buffer, grown up to IMAGE_CHUNK_BYTES. */
+const IMAGE_STAGING_FIRST_BYTES = 4096
+
+// msgpack's array header, in the size class @msgpack/msgpack picks (fixarray, array 16, array 32):
+// the sliced encoding must give exactly the bytes one encodeWire of the whole image gives.
+function arrayHeader(length: number): Uint8Array {
+  if (length < 16) return Uint8Array.of(0x90 + length)
+  if (length < 0x10000) return Uint8Array.of(0xdc, length >>> 8, length & 0xff)
+  return Uint8Array.of(0xdd, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff)
+}
+
+interface ImageSection {
+  readonly count: number
+  wire(i: number): unknown
+}
+
+/**
+ * Encodes an image a slice at a time, so a large store (100 MB and more) is written out while
+ * the event loop goes on between slices: one encodeWire of the whole image would hold a Raft
+ * peer's loop for seconds, its timers starved and its leadership lost (issue 17 §5). A msgpack
+ * array is its header followed by its elements' own encodings, so encoding element by element
+ * gives the same bytes as encodeImage; the property test in statestore-snapshot-sliced.test.ts
+ * holds the two to that.
+ *
+ * The image must not change while it is encoded: StoreImage holds references to the store's
+ * KeyValue objects, history entries and dedup results, which the store never mutates (a put
+ * makes a new KeyValue; history and dedup only append and drop), so a captured image stays the
+ * state it was taken at while the store applies further entries.
+ */
+export class ImageEncoder {
+  readonly #sections: readonly ImageSection[]
+  readonly #encoder = new Encoder()
+  /** Finished chunks, in order. */
+  readonly #chunks: Uint8Array[] = []
+  #staging = new Uint8Array(IMAGE_STAGING_FIRST_BYTES)
+  #staged = 0
+  #section = -1
+  #item = 0
+  #total = 0
+  /** Set once every element is encoded: the single output buffer, filled chunk by chunk. */
+  #out: Uint8Array | null = null
+  #copied = 0
+  #copiedChunks = 0
+
+  constructor(image: StoreImage) {
+    this.#sections = [
+      { count: image.kvs.length, wire: (i) => kvToWire(image.kvs[i] as KeyValue) },
+      { count: image.leases.length, wire: (i) => { const l = image.leases[i] as LeaseRecord; return [l.id, l.ttlMs, l.owner] } },
+      { count: image.history.length, wire: (i) => { const h = image.history[i] as StoreImage['history'][number]; return [h.revision, h.events.map(eventToWire)] } },
+      { count: image.dedup.length, wire: (i) => { const d = image.dedup[i] as DedupEntry; return [d.requestId, d.fingerprint, d.result] } },
+    ]
+    // The ten-element top-level array and its fixed fields come first.
+    this.#put(arrayHeader(10))
+    for (const field of [SNAPSHOT_TAG, SNAPSHOT_FORMAT_VERSION, optionsToList(image.options), image.revision, image.compactRevision, image.appliedIndex]) {
+      this.#put(this.#encoder.encodeSharedRef(field))
+    }
+  }
+
+  /**
+   * Does about `budgetBytes` of work (encoding, then copying into the result; one element may
+   * overshoot it) and returns the complete bytes once there are no more steps, else null.
+   */
+  step(budgetBytes: number): Uint8Array | null {
+    let done = 0
+    while (this.#out === null) {
+      if (done >= budgetBytes) return null
+      const section = this.#sections[this.#section]
+      if (section === undefined || this.#item >= section.count) {
+        this.#section++
+        this.#item = 0
+        const next = this.#sections[this.#section]
+        if (next === undefined) {
+          this.#flush()
+          this.#out = new Uint8Array(this.#total)
+        } else {
+          this.#put(arrayHeader(next.count))
+        }
+        continue
+      }
+      const bytes = this.#encoder.encodeSharedRef(section.wire(this.#item++))
+      this.#put(bytes)
+      done += bytes.byteLength
+    }
+    while (this.#copiedChunks < this.#chunks.length) {
+      if (done >= budgetBytes) return null
+      const chunk = this.#chunks[this.#copiedChunks] as Uint8Array
+      this.#out.set(chunk, this.#copied)
+      this.#copied += chunk.byteLength
+      // Dropped once copied, so the encoding never holds much more than twice the image.
+      this.#chunks[this.#copiedChunks++] = EMPTY
+      done += chunk.byteLength
+    }
+    return this.#out
+  }
+
+  // Appends bytes (a view the encoder will overwrite) to the output, copying them now.
+  #put(bytes: Uint8Array): void {
+    this.#total += bytes.byteLength
+    if (bytes.byteLength >= IMAGE_CHUNK_BYTES) {
+      this.#flush()
+      this.#chunks.push(bytes.slice())
+      return
+    }
+    if (this.#staged + bytes.byteLength > this.#staging.byteLength) {
+      if (this.#staging.byteLength < IMAGE_CHUNK_BYTES) {
+        // Grown as needed: a small store (the simulator digests one after every step) stays small.
+        const grown = new Uint8Array(Math.min(IMAGE_CHUNK_BYTES, Math.max(2 * this.#staging.byteLength, this.#staged + bytes.byteLength)))
+        grown.set(this.#staging.subarray(0, this.#staged))
+        this.#staging = grown
+      } else {
+        this.#flush()
+      }
+    }
+    this.#staging.set(bytes, this.#staged)
+    this.#staged += bytes.byteLength
+  }
+
+  #flush(): void {
+    if (this.#staged === 0) return
+    this.#chunks.push(this.#staging.subarray(0, this.#staged))
+    this.#staging = new Uint8Array(IMAGE_CHUNK_BYTES)
+    this.#staged = 0
+  }
+}
+
+const EMPTY = new Uint8Array(0)
 
 type Decoded<T> = { ok: true; value: T } | { ok: false; error: string }
 

@@ -19,7 +19,7 @@ import { decodeResult, encodeResult } from './result-codec.ts'
 import {
   assertNever, commandError, type ApplyErrorCode, type ApplyResult, type CommandError, type OpResponse, type Response,
 } from './results.ts'
-import { decodeImage, encodeImage, type StoreImage } from './snapshot.ts'
+import { decodeImage, encodeImage, ImageEncoder, type StoreImage } from './snapshot.ts'
 import { envelopeError, isNonNegativeSafeInteger, isValidOrigin, keyError, validateCommand } from './validate.ts'
 
 /** A lease as the store holds it; `keys` are sorted. */
@@ -280,6 +280,15 @@ export class StateStore implements StoreReader {
   /** The full replicated state as bytes (msgpack); see snapshot.ts. */
   snapshot(): Uint8Array {
     return encodeImage(this.#image())
+  }
+
+  /**
+   * Captures the replicated state as it is now, cheaply (references to values the store never
+   * mutates), for encoding a slice at a time while the store goes on applying: the finished
+   * bytes equal what snapshot() returned at the moment of capture. See ImageEncoder.
+   */
+  snapshotEncoder(): ImageEncoder {
+    return new ImageEncoder(this.#image())
   }
 
   /** A hash of the full replicated state (FNV-1a 64 of the snapshot), for comparing replicas. */
