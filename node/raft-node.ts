@@ -601,9 +601,12 @@ export class RaftNode {
         this.snapshotSaved = { snap, encodedMs, savedMs: Date.now() - startedMs - encodedMs }
         this.schedule()
       } catch (err) {
-        // Not fatal: the log keeps its entries and the next attempt starts after as many more.
+        // Not fatal by itself: the log keeps its entries, and the next attempt comes after as many
+        // more. (A disk that cannot take the snapshot soon fails persist, which stops the peer.)
         this.snapshotIndex = Math.max(this.snapshotIndex, index)
-        this.init.log.warn(`snapshot at ${index} failed, the log keeps its entries until the next one: ${err instanceof Error ? err.message : String(err)}`)
+        const env = environmentError(err, `cannot save the snapshot at ${index} in ${this.init.stateDir}`)
+        this.init.log.warn(`${env !== null ? env.message : `snapshot at ${index} failed: ${err instanceof Error ? err.message : String(err)}`}; ` +
+          `the Raft log keeps its entries, and a snapshot is tried again after ${every} more`)
       } finally {
         this.snapshotJob = null
       }

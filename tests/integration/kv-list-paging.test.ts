@@ -116,6 +116,8 @@ describe('kv list pages a large keyspace without starving Raft', () => {
   it('the leader keeps its term while every peer snapshots the 70 MB store (default --snapshot-entries)', async () => {
     const before = await statusOf(leader)
     const snapshotsIn = (p: PeerProcess): number => (p.log().match(/snapshot at \d+ \(/g) ?? []).length
+    // The first 10,000 writes brought one already (maybe still being saved): the baseline is after it.
+    await waitFor('the first snapshot on every peer', async () => peers.every((p) => snapshotsIn(p) >= 1), 120_000)
     const taken = peers.map(snapshotsIn)
     // 10,000 small writes: one more snapshot of the whole store on every peer.
     const agent = new Agent({ keepAlive: true, maxSockets: WRITERS })
