@@ -113,36 +113,6 @@ describe('kv list pages a large keyspace without starving Raft', () => {
     expect(few.body.next).toBe(keyOf(2))
   })
 
-  it('the leader keeps its term while every peer snapshots the 70 MB store (default --snapshot-entries)', async () => {
-    const before = await statusOf(leader)
-    const snapshotsIn = (p: PeerProcess): number => (p.log().match(/snapshot at \d+ \(/g) ?? []).length
-    // The first 10,000 writes brought one already (maybe still being saved): the baseline is after it.
-    await waitFor('the first snapshot on every peer', async () => peers.every((p) => snapshotsIn(p) >= 1), 120_000)
-    const taken = peers.map(snapshotsIn)
-    // 10,000 small writes: one more snapshot of the whole store on every peer.
-    const agent = new Agent({ keepAlive: true, maxSockets: WRITERS })
-    let next = 0
-    await Promise.all(Array.from({ length: WRITERS }, async () => {
-      while (next < SNAPSHOT_ENTRIES) {
-        const i = next++
-        for (let attempt = 0; ; attempt++) {
-          const code = await put(agent, leader.api, `small/${i % 100}`, String(i))
-          if (code === 200) break
-          if (attempt > 50) throw new Error(`put small/${i % 100} kept failing with HTTP ${code}`)
-          await new Promise((r) => setTimeout(r, 200))
-        }
-      }
-    }))
-    agent.destroy()
-    await waitFor('a new snapshot on every peer', async () => peers.every((p, i) => snapshotsIn(p) > (taken[i] ?? 0)), 120_000)
-    const loop = (await statusOf(leader)).eventLoop
-    console.log(`leader's longest event-loop stall in the last ${loop?.windowMs} ms (the writes and the snapshots they brought): ${loop?.delayMaxMs} ms; ` +
-      `snapshots: ${peers.map((p) => p.log().match(/snapshot at \d+ \([^)]*\)/g)?.at(-1) ?? '-').join('; ')}`)
-    const after = await Promise.all(peers.map(statusOf))
-    expect(after.map((s) => s.term)).toEqual(peers.map(() => before.term))
-    expect(after.map((s) => s.leader)).toEqual(peers.map(() => before.peerId))
-  }, 300_000)
-
   it('the leader keeps its term while clients list everything, and every key comes back once', async () => {
     const leaderId = (await statusOf(leader)).peerId
     const term = (await statusOf(leader)).term
@@ -198,6 +168,37 @@ describe('kv list pages a large keyspace without starving Raft', () => {
     if (seen.has('suspect')) console.log('a follower suspected the leader during the listings (refuted: never dead)')
     expect(loop).toBeDefined()
   })
+
+  it('the leader keeps its term while every peer snapshots the 70 MB store (default --snapshot-entries)', async () => {
+    const before = await statusOf(leader)
+    const snapshotsIn = (p: PeerProcess): number => (p.log().match(/snapshot at \d+ \(/g) ?? []).length
+    // The first 10,000 writes brought one already (maybe still being saved): the baseline is after it.
+    await waitFor('the first snapshot on every peer', async () => peers.every((p) => snapshotsIn(p) >= 1), 120_000)
+    const taken = peers.map(snapshotsIn)
+    // 10,000 small writes (after the listings, which count every key): one more snapshot of the
+    // whole store on every peer.
+    const agent = new Agent({ keepAlive: true, maxSockets: WRITERS })
+    let next = 0
+    await Promise.all(Array.from({ length: WRITERS }, async () => {
+      while (next < SNAPSHOT_ENTRIES) {
+        const i = next++
+        for (let attempt = 0; ; attempt++) {
+          const code = await put(agent, leader.api, `small/${i % 100}`, String(i))
+          if (code === 200) break
+          if (attempt > 50) throw new Error(`put small/${i % 100} kept failing with HTTP ${code}`)
+          await new Promise((r) => setTimeout(r, 200))
+        }
+      }
+    }))
+    agent.destroy()
+    await waitFor('a new snapshot on every peer', async () => peers.every((p, i) => snapshotsIn(p) > (taken[i] ?? 0)), 120_000)
+    const loop = (await statusOf(leader)).eventLoop
+    console.log(`leader's longest event-loop stall in the last ${loop?.windowMs} ms (the listings, the writes and the snapshots they brought): ${loop?.delayMaxMs} ms; ` +
+      `snapshots: ${peers.map((p) => p.log().match(/snapshot at \d+ \([^)]*\)/g)?.at(-1) ?? '-').join('; ')}`)
+    const after = await Promise.all(peers.map(statusOf))
+    expect(after.map((s) => s.term)).toEqual(peers.map(() => before.term))
+    expect(after.map((s) => s.leader)).toEqual(peers.map(() => before.peerId))
+  }, 300_000)
 
   it('status --json reports the event-loop delay', async () => {
     const r = await runCli(['status', '--json', '--api', leader.api])
