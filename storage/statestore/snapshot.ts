@@ -168,7 +168,9 @@ export class ImageEncoder {
       return
     }
     if (this.#staged + bytes.byteLength > this.#staging.byteLength) {
-      if (this.#staging.byteLength < IMAGE_CHUNK_BYTES) {
+      // Grow only while the result still fits one chunk; past that, start a new chunk (a grown
+      // buffer capped at the chunk size could not hold a large element after a half-full one).
+      if (this.#staged + bytes.byteLength <= IMAGE_CHUNK_BYTES) {
         // Grown as needed: a small store (the simulator digests one after every step) stays small.
         const grown = new Uint8Array(Math.min(IMAGE_CHUNK_BYTES, Math.max(2 * this.#staging.byteLength, this.#staged + bytes.byteLength)))
         grown.set(this.#staging.subarray(0, this.#staged))

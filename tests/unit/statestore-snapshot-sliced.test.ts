@@ -82,6 +82,16 @@ describe('sliced snapshot encoding', () => {
     } // really done in slices
   })
 
+  it('values between half a chunk and a chunk, one after another, as the 512 KiB value limit allows', () => {
+    // A half-full staging buffer followed by a large element once overflowed it ("offset is out
+    // of bounds"), and every snapshot of a store of maximum-size values failed.
+    const kvs: KeyValue[] = Array.from({ length: 7 }, (_, i) => ({ key: `v/${i}`, value: new Uint8Array(512 * 1024 - i * 3).fill(i + 1), createRevision: i + 1, modRevision: i + 1, version: 1, lease: 0 }))
+    for (const small of [0, 1, 3]) {
+      const img: StoreImage = { options: new StateStore().options, revision: 7, compactRevision: 0, appliedIndex: 7, kvs: [...kvs.slice(0, small).map((k) => ({ ...k, value: k.value.subarray(0, 100) })), ...kvs], leases: [], history: [], dedup: [] }
+      expect(firstDifference(sliced(img, [256 * 1024]).bytes, wholeEncoding(img))).toBe(-1)
+    }
+  })
+
   it('a captured image is the state at capture, however the store changes while it is encoded', () => {
     const d = new StoreDriver(new StateStore({ historyMaxRevisions: 30, dedupMaxEntries: 10 }))
     d.run({ type: 'leaseGrant', id: 7, ttlMs: 5_000 })
