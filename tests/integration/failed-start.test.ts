@@ -6,10 +6,10 @@
  * alive and a voter to the others, so autopilot never replaced it.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, execFileSync } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync, writeFileSync, rmSync, statSync, mkdirSync, openSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
-import { TestCluster, runCli, waitFor, apiRequest, NODE, MAIN, type PeerProcess, type CliResult } from '../helpers/processes.ts'
+import { TestCluster, runCli, waitFor, apiRequest, type PeerProcess, type CliResult } from '../helpers/processes.ts'
 
 /** A start that has not exited by then never would: the old code stayed up for good. */
 const FAILED_START_EXIT_MS = 45_000
@@ -22,27 +22,12 @@ async function put(peer: PeerProcess, key: string, value: string): Promise<void>
 
 /** Runs `shoal start` with a peer's own arguments to its end; fails if it does not exit. */
 function startToExit(peer: PeerProcess, extraArgs: string[] = []): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const args = [
-      MAIN, 'start', '--data-dir', peer.dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--name', peer.name,
-      '--dns', 'off', '--docker', 'none',
-      ...(peer.options.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
-      ...(peer.options.extraArgs ?? []), ...extraArgs,
-    ]
-    const child = spawn(NODE, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()))
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()))
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL')
-      reject(new Error(`shoal start on ${peer.dataDir} did not exit within ${FAILED_START_EXIT_MS} ms after failing; stderr: ${stderr.slice(-2000)}`))
-    }, FAILED_START_EXIT_MS)
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr })
-    })
-  })
+  return runCli([
+    'start', '--data-dir', peer.dataDir, '--listen', '/ip4/127.0.0.1/tcp/0', '--name', peer.name,
+    '--dns', 'off', '--docker', 'none',
+    ...(peer.options.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
+    ...(peer.options.extraArgs ?? []), ...extraArgs,
+  ], {}, FAILED_START_EXIT_MS)
 }
 
 /** What every failed start must look like: a non-zero exit, one clear reason, no "bug". */
