@@ -408,8 +408,8 @@ export class Peer {
     if (voter) await raft.handOffLeadership()
     await this.membership?.stop(true)
     if (!voter) return
-    const deadline = Date.now() + LEAVE_VOTERS_TIMEOUT_MS
-    while (removable() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    const deadline = performance.now() + LEAVE_VOTERS_TIMEOUT_MS
+    while (removable() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     if (removable()) this.log.warn(`still a voter after ${LEAVE_VOTERS_TIMEOUT_MS} ms (no leader removed it; is a quorum of the other voters alive?); stopping anyway`)
     else this.log.info('removed from the voters; stopping')
   }

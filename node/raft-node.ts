@@ -83,6 +83,8 @@ export interface RaftNodeInit {
   onRoleChange?: (status: RaftStatus) => void
 }
 
+// Deadlines and retry times here are on the monotonic clock (performance.now()): a wall-clock
+// step (NTP, a VM resumed) must neither expire every waiting request nor keep one forever.
 interface PendingProposal {
   resolve(result: unknown): void
   reject(err: Error): void
@@ -256,8 +258,8 @@ export class RaftNode {
     const result = this.core.transferLeadership()
     this.schedule()
     if (result.ok) {
-      const deadline = Date.now() + this.electionTicks * this.tickMs * 2
-      while (Date.now() < deadline && this.core.status().role === 'leader') await new Promise((r) => setTimeout(r, this.tickMs / 2))
+      const deadline = performance.now() + this.electionTicks * this.tickMs * 2
+      while (performance.now() < deadline && this.core.status().role === 'leader') await new Promise((r) => setTimeout(r, this.tickMs / 2))
     }
     return this.core.status().role !== 'leader'
   }
@@ -323,7 +325,7 @@ export class RaftNode {
     if (this.proposals.has(key)) return Promise.reject(new Error(`a proposal with key ${key} is already waiting`))
     if (this.proposals.size >= PENDING_PROPOSALS_MAX) return Promise.reject(new RetryableError('too many writes in flight on this peer; retry shortly'))
     return new Promise((resolve, reject) => {
-      this.proposals.set(key, { resolve, reject, data, deadline: Date.now() + timeoutMs, lastAttemptMs: 0 })
+      this.proposals.set(key, { resolve, reject, data, deadline: performance.now() + timeoutMs, lastAttemptMs: 0 })
       this.input(() => this.attemptProposal(key))
     })
   }
@@ -344,7 +346,7 @@ export class RaftNode {
     if (this.reads.size >= PENDING_READS_MAX) return Promise.reject(new RetryableError('too many reads in flight on this peer; retry shortly'))
     const context = randomBytes(12).toString('hex')
     return new Promise((resolve, reject) => {
-      this.reads.set(context, { context, index: null, resolve, reject, deadline: Date.now() + timeoutMs, lastAttemptMs: 0 })
+      this.reads.set(context, { context, index: null, resolve, reject, deadline: performance.now() + timeoutMs, lastAttemptMs: 0 })
       this.input(() => this.attemptRead(context))
     })
   }
@@ -529,7 +531,7 @@ export class RaftNode {
   private attemptProposal(key: string): void {
     const p = this.proposals.get(key)
     if (p === undefined) return
-    p.lastAttemptMs = Date.now()
+    p.lastAttemptMs = performance.now()
     const result = this.core.propose(p.data)
     if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'transfer-in-progress') {
       this.proposals.delete(key)
@@ -540,7 +542,7 @@ export class RaftNode {
   private attemptRead(context: string): void {
     const r = this.reads.get(context)
     if (r === undefined) return
-    r.lastAttemptMs = Date.now()
+    r.lastAttemptMs = performance.now()
     const result = this.core.readIndex(new TextEncoder().encode(context))
     if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'not-leader') {
       this.reads.delete(context)
@@ -554,7 +556,7 @@ export class RaftNode {
    * because the state machine answers a repeated key with its first result.
    */
   private retryWaiting(): void {
-    const now = Date.now()
+    const now = performance.now()
     const retryAfterMs = this.electionTicks * this.tickMs
     for (const [key, p] of this.proposals) {
       if (now >= p.deadline) {
@@ -588,17 +590,17 @@ export class RaftNode {
     const index = this.appliedIndex
     // Taken now: the term of an applied entry stays readable until compaction, which waits for this.
     const metadata = { index, term: this.storage.term(index), confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } }
-    const startedMs = Date.now()
+    const startedMs = performance.now()
     const encoding = this.init.stateMachine.snapshotInBackground(this.snapshotAbort.signal)
     this.snapshotJob = (async () => {
       try {
         const data = await encoding
         if (data === null || this.stopped) return
         const snap: Snapshot = { metadata, data }
-        const encodedMs = Date.now() - startedMs
+        const encodedMs = performance.now() - startedMs
         // Into the snapshot store alongside persist; the marker and compaction wait for the loop.
         await this.storage.saveSnapshot(snap)
-        this.snapshotSaved = { snap, encodedMs, savedMs: Date.now() - startedMs - encodedMs }
+        this.snapshotSaved = { snap, encodedMs, savedMs: performance.now() - startedMs - encodedMs }
         this.schedule()
       } catch (err) {
         // Not fatal by itself: the log keeps its entries, and the next attempt comes after as many

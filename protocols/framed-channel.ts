@@ -123,8 +123,8 @@ export class FramedChannel {
 
   /** Waits (bounded) until every queued frame has been handed to its stream. */
   async flush(timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    while (Date.now() < deadline && [...this.outboxes.values()].some((b) => b.busy || b.queue.length > 0)) {
+    const deadline = performance.now() + timeoutMs
+    while (performance.now() < deadline && [...this.outboxes.values()].some((b) => b.busy || b.queue.length > 0)) {
       await new Promise((r) => setTimeout(r, 10))
     }
   }
