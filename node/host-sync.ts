@@ -16,8 +16,8 @@ import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
-import { batchOps, convergeOps, sameBytes } from './container-reconcile.ts'
-import { ConvergeLoop } from './converge-loop.ts'
+import { batchOps, convergeOps, sameBytes } from '../runtime/container-reconcile.ts'
+import { ConvergeLoop } from '../runtime/converge-loop.ts'
 
 export interface HostSyncInit {
   selfId: string

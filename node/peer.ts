@@ -38,7 +38,7 @@ import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
 import { DnsService, type DnsView } from './dns-service.ts'
 import { listContainers, listHosts } from './container-views.ts'
-import { lostContainerTxns, type HostLiveness } from './container-reconcile.ts'
+import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
 
 /** How often the list of known members is written to the data dir, at most. */

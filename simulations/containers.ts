@@ -2,7 +2,7 @@
 // MemoryRuntime (runtime/memory-runtime.ts): it belongs to the host, not to the
 // peer, so its containers live on across the peer's crashes, as Docker's do.
 // The peer's side is node/host-sync.ts's: the same ConvergeLoop
-// (node/converge-loop.ts) over the same decisions (node/container-reconcile.ts)
+// (runtime/converge-loop.ts) over the same decisions (runtime/container-reconcile.ts)
 // converges containers/<self>/ on the runtime's truth, one txn at a time, after
 // every runtime change and every write to its own records, retrying with
 // back-off while writes fail. Host records (hosts/<self>) are not simulated:
@@ -12,8 +12,8 @@
 // kill, start again, remove, and engines that go down and come back
 // (dockerd restarts), with or without the peer running.
 
-import { batchOps, convergeOps } from '../node/container-reconcile.ts'
-import { ConvergeLoop } from '../node/converge-loop.ts'
+import { batchOps, convergeOps } from '../runtime/container-reconcile.ts'
+import { ConvergeLoop } from '../runtime/converge-loop.ts'
 import { MemoryRuntime, MemoryRuntimeError } from '../runtime/memory-runtime.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
 import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, containerKey, encodeRecord, type Request, type StateStore, type TxnOp } from '../storage/statestore/index.ts'

@@ -32,7 +32,7 @@ import {
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
 import { StateStore, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
-import { lostContainerTxns, type HostLiveness } from '../node/container-reconcile.ts'
+import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
 import type { NodeClock } from './clock.ts'

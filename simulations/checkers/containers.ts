@@ -4,7 +4,7 @@
 // its engine was down; and no host's records were written under another
 // host's name.
 
-import { sameBytes } from '../../node/container-reconcile.ts'
+import { sameBytes } from '../../runtime/container-reconcile.ts'
 import { CONTAINERS_PREFIX, encodeRecord, parseContainer, type Container, type KeyValue } from '../../storage/statestore/index.ts'
 import type { Violation } from './violation.ts'
 

@@ -1,7 +1,7 @@
 /** The host's convergence on its runtime's truth, and the leader's marking of lost containers. */
 import { describe, it, expect } from 'vitest'
-import { batchOps, convergeOps, lostContainerTxns, type HostLiveness } from '../../node/container-reconcile.ts'
-import { ConvergeLoop } from '../../node/converge-loop.ts'
+import { batchOps, convergeOps, lostContainerTxns, type HostLiveness } from '../../runtime/container-reconcile.ts'
+import { ConvergeLoop } from '../../runtime/converge-loop.ts'
 import { StateStore, containerKey, encodeRecord, parseContainer, TXN_MAX_OPS, type Container, type Request } from '../../storage/statestore/index.ts'
 
 const HOST = '12D3KooWHostAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'
