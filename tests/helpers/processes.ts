@@ -63,6 +63,19 @@ export function apiRequest<T = unknown>(socket: string, method: string, path: st
   })
 }
 
+/** Sends exactly these body bytes with this content type; answers the status and raw body text. */
+export function rawApiRequest(socket: string, method: string, path: string, body: Buffer | string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
+  return new Promise((resolveRequest, reject) => {
+    const req = request({ socketPath: socket, method, path, headers: { 'content-type': contentType } }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => (text += c.toString()))
+      res.on('end', () => resolveRequest({ status: res.statusCode ?? 0, body: text }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
 /** GETs a JSON endpoint of a peer's API socket. */
 export async function apiGet<T>(socket: string, path: string): Promise<T> {
   return (await apiRequest<T>(socket, 'GET', path)).body

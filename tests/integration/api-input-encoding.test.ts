@@ -5,21 +5,8 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { execFile } from 'node:child_process'
-import { request } from 'node:http'
-import { TestCluster, apiRequest, runCli, NODE, MAIN, type PeerProcess } from '../helpers/processes.ts'
+import { TestCluster, apiRequest, runCli, NODE, MAIN, type PeerProcess, rawApiRequest } from '../helpers/processes.ts'
 
-/** A request with exactly these body bytes and content type. */
-function rawRequest(socket: string, method: string, path: string, body: Buffer | string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path, headers: { 'content-type': contentType } }, (res) => {
-      let text = ''
-      res.on('data', (c: Buffer) => (text += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 /** Runs a bash pipeline; PIPESTATUS of the first command is printed last on stderr. */
 function bash(script: string): Promise<{ stdout: string; stderr: string }> {
@@ -45,31 +32,31 @@ describe('input encoding and closed output', () => {
 
   it('a body with bytes that are not UTF-8 is refused with 400, and nothing is stored', async () => {
     const key = Buffer.concat([Buffer.from('{"key":"bad/'), Buffer.from([0xff, 0xfe]), Buffer.from('","value":"x"}')])
-    const r1 = await rawRequest(peer.api, 'PUT', '/v1/kv', key)
+    const r1 = await rawApiRequest(peer.api, 'PUT', '/v1/kv', key)
     expect(r1.status).toBe(400)
     expect(JSON.parse(r1.body).error).toMatch(/not valid UTF-8/)
     const value = Buffer.concat([Buffer.from('{"key":"bad/v","value":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')])
-    const r2 = await rawRequest(peer.api, 'PUT', '/v1/kv', value)
+    const r2 = await rawApiRequest(peer.api, 'PUT', '/v1/kv', value)
     expect(r2.status).toBe(400)
     const list = await apiRequest<{ kvs: unknown[] }>(peer.api, 'GET', '/v1/kv/list?prefix=bad/')
     expect(list.body.kvs).toEqual([])
   })
 
   it('lone surrogates in a key or a value are refused with 400', async () => {
-    const r1 = await rawRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/k","value":"a\\ud800b"}')
+    const r1 = await rawApiRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/k","value":"a\\ud800b"}')
     expect(r1.status).toBe(400)
     expect(JSON.parse(r1.body).error).toMatch(/lone surrogate/)
-    const r2 = await rawRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/\\udc00","value":"x"}')
+    const r2 = await rawApiRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/\\udc00","value":"x"}')
     expect(r2.status).toBe(400)
     expect(JSON.parse(r2.body).error).toMatch(/lone surrogate|not well-formed/)
     expect((await apiRequest<{ kvs: unknown[] }>(peer.api, 'GET', '/v1/kv/list?prefix=s/')).body.kvs).toEqual([])
     // A well-formed astral character is fine.
-    expect((await rawRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/ok","value":"\\ud83d\\ude00"}')).status).toBe(200)
+    expect((await rawApiRequest(peer.api, 'PUT', '/v1/kv', '{"key":"s/ok","value":"\\ud83d\\ude00"}')).status).toBe(200)
     expect((await apiRequest<{ kv: { value: string } }>(peer.api, 'GET', '/v1/kv?key=s/ok')).body.kv.value).toBe('\u{1F600}')
   })
 
   it('a query parameter whose escapes are not UTF-8 is refused, not read as U+FFFD', async () => {
-    expect((await rawRequest(peer.api, 'PUT', '/v1/kv', '{"key":"q/\\ufffd","value":"replacement"}')).status).toBe(200)
+    expect((await rawApiRequest(peer.api, 'PUT', '/v1/kv', '{"key":"q/\\ufffd","value":"replacement"}')).status).toBe(200)
     const r = await apiRequest<{ error: string }>(peer.api, 'GET', '/v1/kv?key=q/%FF')
     expect(r.status).toBe(400)
     expect(r.body.error).toMatch(/not percent-encoded UTF-8/)
@@ -80,11 +67,11 @@ describe('input encoding and closed output', () => {
   it('only application/json (with parameters) is JSON', async () => {
     const body = '{"key":"ct/a","value":"1"}'
     for (const type of ['application/jsonfoo', 'application/json-patch+json', 'text/plain', 'application/json; charset=latin1']) {
-      const r = await rawRequest(peer.api, 'PUT', '/v1/kv', body, type)
+      const r = await rawApiRequest(peer.api, 'PUT', '/v1/kv', body, type)
       expect(r.status, type).toBe(415)
     }
     for (const type of ['application/json', 'Application/JSON', 'application/json; charset=utf-8', 'application/json;charset="UTF-8"']) {
-      expect((await rawRequest(peer.api, 'PUT', '/v1/kv', body, type)).status, type).toBe(200)
+      expect((await rawApiRequest(peer.api, 'PUT', '/v1/kv', body, type)).status, type).toBe(200)
     }
   })
 
@@ -100,7 +87,7 @@ describe('input encoding and closed output', () => {
 
   it('a closed stdout ends the CLI quietly, as SIGPIPE ends other tools', async () => {
     // Far more than a pipe holds, so the write meets the closed pipe.
-    expect((await rawRequest(peer.api, 'PUT', '/v1/kv', JSON.stringify({ key: 'pipe/big', value: 'x'.repeat(500_000) }))).status).toBe(200)
+    expect((await rawApiRequest(peer.api, 'PUT', '/v1/kv', JSON.stringify({ key: 'pipe/big', value: 'x'.repeat(500_000) }))).status).toBe(200)
     for (const command of ['kv get pipe/big', 'kv get pipe/big --json', 'kv list pipe/', 'kv list --json']) {
       const r = await bash(`${shoal()} ${command} --api '${peer.api}' | head -c 10; echo "status=\${PIPESTATUS[0]}" >&2`)
       expect(r.stdout, command).toHaveLength(10)

@@ -2,8 +2,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
 import { writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
-import { request } from 'node:http'
-import { TestCluster, runCli, type PeerProcess } from '../helpers/processes.ts'
+import { TestCluster, runCli, type PeerProcess, rawApiRequest } from '../helpers/processes.ts'
 
 /** No stack frames and no "unexpected error" in what the user sees; the error is the last word. */
 function expectCleanError(stderr: string): void {
@@ -13,17 +12,6 @@ function expectCleanError(stderr: string): void {
   expect(lines.at(-1)).toMatch(/^shoal: /)
 }
 
-function rawRequest(socket: string, method: string, path: string, body: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path, headers: { 'content-type': contentType } }, (res) => {
-      let text = ''
-      res.on('data', (c: Buffer) => (text += c.toString()))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
-    })
-    req.on('error', reject)
-    req.end(body)
-  })
-}
 
 describe('CLI and API errors', () => {
   const cluster = new TestCluster()
@@ -129,20 +117,20 @@ describe('CLI and API errors', () => {
   })
 
   it('malformed API requests get HTTP 400/404/405/415 with a JSON error', async () => {
-    const badJson = await rawRequest(peer.api, 'POST', '/v1/events', '{"name": ')
+    const badJson = await rawApiRequest(peer.api, 'POST', '/v1/events', '{"name": ')
     expect(badJson.status).toBe(400)
     expect(JSON.parse(badJson.body).error).toContain('not valid JSON')
-    const badShape = await rawRequest(peer.api, 'POST', '/v1/events', '{"name": 42}')
+    const badShape = await rawApiRequest(peer.api, 'POST', '/v1/events', '{"name": 42}')
     expect(badShape.status).toBe(400)
     expect(JSON.parse(badShape.body).error).toContain('"name" must be a string')
-    const badName = await rawRequest(peer.api, 'POST', '/v1/events', '{"name": "no spaces allowed"}')
+    const badName = await rawApiRequest(peer.api, 'POST', '/v1/events', '{"name": "no spaces allowed"}')
     expect(badName.status).toBe(400)
-    const wrongType = await rawRequest(peer.api, 'POST', '/v1/events', 'name=x', 'application/x-www-form-urlencoded')
+    const wrongType = await rawApiRequest(peer.api, 'POST', '/v1/events', 'name=x', 'application/x-www-form-urlencoded')
     expect(wrongType.status).toBe(415)
-    const unknown = await rawRequest(peer.api, 'GET', '/v1/nope', '')
+    const unknown = await rawApiRequest(peer.api, 'GET', '/v1/nope', '')
     expect(unknown.status).toBe(404)
     expect(JSON.parse(unknown.body).error).toContain('no such endpoint')
-    const wrongMethod = await rawRequest(peer.api, 'DELETE', '/v1/status', '')
+    const wrongMethod = await rawApiRequest(peer.api, 'DELETE', '/v1/status', '')
     expect(wrongMethod.status).toBe(405)
     // The peer is still healthy afterwards.
     expect((await peer.status()).peerId).toMatch(/^12D3Koo/)
@@ -157,7 +145,7 @@ describe('CLI and API errors', () => {
     expect(long.stderr).toContain('longer than 509 bytes')
     const slash = await runCli(['kv', 'put', '/etc/x', 'x', '--api', peer.api])
     expect(slash.stderr).toContain("must not start with '/'")
-    const big = await rawRequest(peer.api, 'PUT', '/v1/kv', JSON.stringify({ key: 'big', value: 'v'.repeat(600 * 1024) }))
+    const big = await rawApiRequest(peer.api, 'PUT', '/v1/kv', JSON.stringify({ key: 'big', value: 'v'.repeat(600 * 1024) }))
     expect(big.status).toBe(413)
     expect(JSON.parse(big.body).error).toContain('value is over')
     const noSub = await runCli(['kv', '--api', peer.api])
