@@ -89,3 +89,63 @@ export function compareContainers(a: Container, b: Container): number {
   if (a.name !== b.name) return a.name < b.name ? -1 : 1
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0
 }
+
+/**
+ * One task instance as the host agent asks the engine to run it (issue 12). Built from the
+ * service spec by runtime/agent's pure `taskContainerSpec`; the engine maps it 1:1 onto its API.
+ */
+export interface TaskContainerSpec {
+  /** Container name, `<service>.<slot>.<generation>` (Docker names allow dots; unique per instance). */
+  readonly name: string
+  readonly image: string
+  /** Empty: the image's own entrypoint. */
+  readonly entrypoint: readonly string[]
+  /** Empty: the image's own command. */
+  readonly cmd: readonly string[]
+  readonly env: Readonly<Record<string, string>>
+  /** The user's labels plus `shoal.service`, `shoal.task`, `shoal.spec-version`, `shoal.port`. */
+  readonly labels: Readonly<Record<string, string>>
+  /** Container ports the service answers on (exposed; SRV). */
+  readonly exposed: readonly { readonly port: number; readonly protocol: 'tcp' | 'udp' }[]
+  /** Published host ports. */
+  readonly published: readonly { readonly hostPort: number; readonly containerPort: number; readonly protocol: 'tcp' | 'udp' }[]
+  /** Limits: 0 = none. */
+  readonly cpuLimit: number
+  readonly memoryLimitBytes: number
+  /** Soft memory reservation (Docker's MemoryReservation); 0 = none. */
+  readonly memoryReservationBytes: number
+  readonly healthCheck: { readonly cmd: readonly string[]; readonly intervalMs: number; readonly timeoutMs: number; readonly retries: number; readonly startPeriodMs: number } | null
+  /** Resolvers for the container: its own peer's DNS on the bridge gateway (empty: the engine's default). */
+  readonly dns: readonly string[]
+  readonly dnsSearch: readonly string[]
+  readonly stopGraceMs: number
+}
+
+/** Why an engine operation failed, so the agent can tell a user error from a transient one. */
+export type EngineErrorKind = 'image-missing' | 'name-conflict' | 'not-found' | 'invalid' | 'unavailable'
+
+/** An engine refusal, with a message that says what to do. */
+export class EngineError extends Error {
+  override readonly name = 'EngineError'
+  readonly kind: EngineErrorKind
+  constructor(kind: EngineErrorKind, message: string) {
+    super(message)
+    this.kind = kind
+  }
+}
+
+/**
+ * What the host agent asks of the engine. Implemented by DockerRuntime and MemoryRuntime.
+ * Every call is idempotent where the engine allows it (stopping a stopped container and
+ * removing a missing one succeed), and changes still arrive through `subscribe`.
+ */
+export interface TaskEngine {
+  /** Creates and starts a container; resolves its id. Rejects with EngineError. */
+  runTask(spec: TaskContainerSpec): Promise<string>
+  /** Starts an existing (exited or created) container again (a restart-policy restart). */
+  startTask(id: string): Promise<void>
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves once it has stopped. */
+  stopTask(id: string, graceMs: number): Promise<void>
+  /** Removes a stopped container (forced if still running). */
+  removeTask(id: string): Promise<void>
+}

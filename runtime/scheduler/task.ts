@@ -13,10 +13,13 @@
  * `shoal.task` (`<service>.<slot>.<generation>`) tells an old container from the current one.
  */
 import { compareKeys } from '../../storage/statestore/keys.ts'
+import { TASKS_PREFIX, TASK_STATES_PREFIX } from '../../storage/statestore/records.ts'
 import { isValidOrigin } from '../../storage/statestore/validate.ts'
 
-export const TASKS_PREFIX = 'tasks/'
+export { TASKS_PREFIX, TASK_STATES_PREFIX }
 export const SERVICE_STATUS_PREFIX = 'service-status/'
+/** `host-availability/<peerId>`: `{"availability": "active" | "drain"}`, written by `shoal host drain|activate`. */
+export const HOST_AVAILABILITY_PREFIX = 'host-availability/'
 
 /** What the scheduler wants of the task's instance. */
 export type DesiredState = 'running' | 'shutdown'
@@ -89,6 +92,29 @@ export function taskKey(service: string, slot: string): string {
 /** Prefix of one service's tasks (for a range read or a watch). */
 export function serviceTasksPrefix(service: string): string {
   return `${TASKS_PREFIX}${service}/`
+}
+
+/**
+ * Where host `host` reports what it sees of its instance of a slot. Kept apart from the
+ * assignment (`tasks/...`) so each key has one writer, as containers/ does: the leader and
+ * the host never race over one record, and ownership is checked without reading state.
+ * `Task.observed` is this record, joined in by whoever reads tasks (only when its host is the
+ * task's host).
+ */
+export function taskStateKey(host: string, service: string, slot: string): string {
+  return `${TASK_STATES_PREFIX}${host}/${service}/${slot}`
+}
+
+/** Parses a task state key into its parts, or null. */
+export function parseTaskStateKey(key: string): { host: string; service: string; slot: string } | null {
+  if (!key.startsWith(TASK_STATES_PREFIX)) return null
+  const [host, service, slot, ...rest] = key.slice(TASK_STATES_PREFIX.length).split('/')
+  if (host === undefined || service === undefined || slot === undefined || rest.length > 0) return null
+  return { host, service, slot }
+}
+
+export function hostAvailabilityKey(peerId: string): string {
+  return `${HOST_AVAILABILITY_PREFIX}${peerId}`
 }
 
 export function serviceStatusKey(service: string): string {
@@ -169,18 +195,53 @@ export function decodeTask(bytes: Uint8Array, key?: string): TaskResult<Task> {
   if (r['observed'] !== undefined && r['observed'] !== null) {
     const o = r['observed']
     if (!isObj(o)) return { ok: false, error: 'task observed must be an object' }
-    const state = OBSERVED.find((s) => s === o['state'])
-    if (!isGen(o['generation']) || state === undefined || !isMs(o['sinceMs'])) return { ok: false, error: 'task observed needs generation, a known state and sinceMs' }
-    if (o['containerId'] !== undefined && (typeof o['containerId'] !== 'string' || !CONTAINER_ID.test(o['containerId']))) return { ok: false, error: 'task observed containerId is invalid' }
-    if (o['error'] !== undefined && !isShortText(o['error'])) return { ok: false, error: 'task observed error must be a string of at most 1024 characters' }
-    observed = {
-      generation: o['generation'], state, sinceMs: o['sinceMs'],
-      ...(typeof o['containerId'] === 'string' ? { containerId: o['containerId'] } : {}),
-      ...(typeof o['error'] === 'string' ? { error: o['error'] } : {}),
-    }
+    const parsed = parseObserved(o)
+    if (!parsed.ok) return parsed
+    observed = parsed.value
   }
   if (key !== undefined && key !== taskKey(service, slot)) return { ok: false, error: `task stored at ${key} names ${taskKey(service, slot)}` }
   return { ok: true, value: { service, slot, generation, host, specVersion, desired, previous, observed, reason, createdAtMs, updatedAtMs } }
+}
+
+/** Bytes of a host's observation (a `task-states/` value). */
+export function encodeObserved(o: Observed): Uint8Array {
+  return encoder.encode(JSON.stringify({
+    generation: o.generation, state: o.state, sinceMs: o.sinceMs,
+    ...(o.containerId === undefined ? {} : { containerId: o.containerId }),
+    ...(o.error === undefined ? {} : { error: o.error }),
+  }))
+}
+
+/** Reads a `task-states/` value (never throws). */
+export function decodeObserved(bytes: Uint8Array): TaskResult<Observed> {
+  const json = parseJson(bytes)
+  if (!json.ok) return json
+  return parseObserved(json.value)
+}
+
+function parseObserved(o: Obj): TaskResult<Observed> {
+  const state = OBSERVED.find((s) => s === o['state'])
+  if (!isGen(o['generation']) || state === undefined || !isMs(o['sinceMs'])) return { ok: false, error: 'task observed needs generation, a known state and sinceMs' }
+  if (o['containerId'] !== undefined && (typeof o['containerId'] !== 'string' || !CONTAINER_ID.test(o['containerId']))) return { ok: false, error: 'task observed containerId is invalid' }
+  if (o['error'] !== undefined && !isShortText(o['error'])) return { ok: false, error: 'task observed error must be a string of at most 1024 characters' }
+  return {
+    ok: true,
+    value: {
+      generation: o['generation'], state, sinceMs: o['sinceMs'],
+      ...(typeof o['containerId'] === 'string' ? { containerId: o['containerId'] } : {}),
+      ...(typeof o['error'] === 'string' ? { error: o['error'] } : {}),
+    },
+  }
+}
+
+/** Whether a host is drained, from its `host-availability/` value (unreadable = active). */
+export function decodeDrained(bytes: Uint8Array): boolean {
+  const json = parseJson(bytes)
+  return json.ok && json.value['availability'] === 'drain'
+}
+
+export function encodeAvailability(drain: boolean): Uint8Array {
+  return encoder.encode(JSON.stringify({ availability: drain ? 'drain' : 'active' }))
 }
 
 export function encodeServiceStatus(s: ServiceStatus): Uint8Array {

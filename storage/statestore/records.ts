@@ -5,6 +5,10 @@
 //                                               only mark one 'lost', and may delete
 //   services/<name>                 Service     anyone
 //   links/<source>/<alias>          Link        anyone
+//   tasks/<service>/<slot>          Task        the leader (its scheduler) only
+//   task-states/<host>/<svc>/<slot> Observed    written by that host; the leader may delete
+//   service-status/<service>        rollout     anyone (the leader; a CLI rollback/rebalance)
+//   host-availability/<peerId>      drain       anyone (`shoal host drain|activate`)
 //   anything else (kv/, locks/...)  free-form   anyone
 //
 // Values are JSON in UTF-8. Records are validated on write so every reader can
@@ -25,6 +29,10 @@ export const CONTAINERS_PREFIX = 'containers/'
 export const SERVICES_PREFIX = 'services/'
 /** Bucket of links. */
 export const LINKS_PREFIX = 'links/'
+/** Bucket of task assignments (runtime/scheduler/task.ts); only the leader writes them. */
+export const TASKS_PREFIX = 'tasks/'
+/** Bucket of what each host observes of its tasks, grouped by host like containers/. */
+export const TASK_STATES_PREFIX = 'task-states/'
 /** Free-form user keys (`shoal kv`). */
 export const KV_PREFIX = 'kv/'
 
@@ -297,6 +305,19 @@ export function checkPut(key: string, value: Uint8Array, origin: string, asLeade
     if (asLeader && parsed.record.state === 'lost') return null
     return denied(asLeader ? `the leader may only mark ${key} lost` : `only ${host} may write ${key}`)
   }
+  if (key.startsWith(TASKS_PREFIX)) {
+    // Assignments are the scheduler's alone: two writers would race over which host runs a slot.
+    if (!asLeader) return denied(`only the leader's scheduler may write ${key}`)
+    const [service, slot, ...rest] = segments(key, TASKS_PREFIX)
+    if (rest.length > 0 || service === undefined || slot === undefined || service === '' || slot === '') return invalid('task keys are tasks/<service>/<slot>')
+    return parseJson(value).ok ? null : invalid('a task is a JSON object')
+  }
+  if (key.startsWith(TASK_STATES_PREFIX)) {
+    const [host, service, slot, ...rest] = segments(key, TASK_STATES_PREFIX)
+    if (rest.length > 0 || host === undefined || service === undefined || slot === undefined || service === '' || slot === '') return invalid('task state keys are task-states/<hostPeerId>/<service>/<slot>')
+    if (host !== origin) return denied(`only ${host} may write ${key}`)
+    return parseJson(value).ok ? null : invalid('a task state is a JSON object')
+  }
   if (key.startsWith(SERVICES_PREFIX)) {
     const [name, ...rest] = segments(key, SERVICES_PREFIX)
     if (rest.length > 0 || name === undefined) return invalid('service keys are services/<name>')
@@ -317,8 +338,9 @@ export function checkPut(key: string, value: Uint8Array, origin: string, asLeade
 /** Checks that `origin` may delete `key`. */
 export function checkDelete(key: string, origin: string, asLeader: boolean): CommandError | null {
   if (asLeader) return null
-  if (key.startsWith(HOSTS_PREFIX) || key.startsWith(CONTAINERS_PREFIX)) {
-    const bucket = key.startsWith(HOSTS_PREFIX) ? HOSTS_PREFIX : CONTAINERS_PREFIX
+  if (key.startsWith(TASKS_PREFIX)) return denied(`only the leader's scheduler may delete ${key}`)
+  if (key.startsWith(HOSTS_PREFIX) || key.startsWith(CONTAINERS_PREFIX) || key.startsWith(TASK_STATES_PREFIX)) {
+    const bucket = key.startsWith(HOSTS_PREFIX) ? HOSTS_PREFIX : key.startsWith(CONTAINERS_PREFIX) ? CONTAINERS_PREFIX : TASK_STATES_PREFIX
     const [owner] = segments(key, bucket)
     return owner === origin ? null : denied(`only ${owner ?? 'its owner'} or the leader may delete ${key}`)
   }
@@ -337,9 +359,9 @@ function overlaps(prefix: string, bucket: string): boolean {
  */
 export function checkDeletePrefix(prefix: string, origin: string, asLeader: boolean): CommandError | null {
   if (asLeader) return null
-  if (overlaps(prefix, HOSTS_PREFIX)) return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
-  if (overlaps(prefix, CONTAINERS_PREFIX) && !prefix.startsWith(`${CONTAINERS_PREFIX}${origin}/`)) {
-    return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
+  if (overlaps(prefix, HOSTS_PREFIX) || overlaps(prefix, TASKS_PREFIX)) return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
+  for (const bucket of [CONTAINERS_PREFIX, TASK_STATES_PREFIX]) {
+    if (overlaps(prefix, bucket) && !prefix.startsWith(`${bucket}${origin}/`)) return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
   }
   return null
 }
