@@ -13,7 +13,7 @@ import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
 import type { RuntimeStatus } from '../runtime/runtime.ts'
-import { CONTAINERS_PREFIX, HOSTS_PREFIX } from '../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, TASKS_PREFIX } from '../storage/statestore/index.ts'
 import { UserError } from './errors.ts'
 
 /** Port containers' resolvers use: Docker's `--dns` has no port. */
@@ -203,7 +203,7 @@ export class DnsService {
   /** Rebuild on every change of a container or host record, from any peer. */
   private watch(): void {
     const { watches, machine } = this.init
-    for (const prefix of [CONTAINERS_PREFIX, HOSTS_PREFIX]) {
+    for (const prefix of [CONTAINERS_PREFIX, HOSTS_PREFIX, TASKS_PREFIX]) {
       const add = (): void => {
         const stop = watches.add(prefix, machine.store.revision, {
           deliver: () => {

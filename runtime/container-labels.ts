@@ -26,6 +26,10 @@ import type { Container } from '../storage/statestore/index.ts'
 export const SERVICE_LABEL = 'shoal.service'
 /** Label listing the service's ports. */
 export const PORT_LABEL = 'shoal.port'
+/** Label the host agent puts on a scheduled instance: `<service>.<slot>.<generation>` (runtime/scheduler/task.ts taskId). */
+export const TASK_LABEL = 'shoal.task'
+/** Label with the spec version an instance was started from. */
+export const SPEC_VERSION_LABEL = 'shoal.spec-version'
 
 /** A port a service answers on. */
 export interface ServicePort {

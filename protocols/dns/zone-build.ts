@@ -24,6 +24,11 @@ export interface ZoneRecords {
   readonly hosts: readonly Host[]
   /** The StateStore revision they were read at; becomes the SOA serial. */
   readonly revision: number
+  /**
+   * Containers that keep their own names but do not answer for their service: scheduled
+   * instances their task no longer wants (store-records.ts). Absent = none.
+   */
+  readonly outOfService?: readonly string[]
 }
 
 /** Settings that shape the encoded answers. */
@@ -134,12 +139,16 @@ export function buildZone(records: ZoneRecords, options: ZoneBuildOptions): Zone
     .sort((a, b) => compare(a.host, b.host) || compare(a.id, b.id))
   const services = new Map<string, Member[]>()
   const membersByContainer = new Map<Container, Member>()
+  const outOfService = new Set(records.outOfService ?? [])
   for (const container of running) {
     const ips = distinctIps(container.ips.map(parseIp).filter((ip): ip is IpAddress => ip !== null))
     const member: Member = { container, ips }
     membersByContainer.set(container, member)
     const service = serviceOf(container)
-    if (service !== null) {
+    // A service answers only instances that can serve: not one still starting or failing its
+    // health check (moby#23970), nor one its task no longer wants (it is draining).
+    const serving = container.health !== 'starting' && container.health !== 'unhealthy' && !outOfService.has(container.id)
+    if (service !== null && serving) {
       const list = services.get(service) ?? []
       list.push(member)
       services.set(service, list)

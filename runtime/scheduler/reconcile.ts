@@ -226,7 +226,7 @@ function heal(ctx: Ctx, t: Task, order: UpdateConfig['order']): Task {
   }
   if (t.desired === 'running' && observedState(t) === 'failed' && ctx.spec.restart.condition !== 'none') {
     // A failed instance of a rollout batch is replaced within the batch, so the batch stays in flight.
-    const reason = BATCH_REASONS.has(t.reason) && t.specVersion === ctx.spec.version ? t.reason : `replace failed instance${t.observed?.error === undefined ? '' : `: ${t.observed.error}`}`
+    const reason = BATCH_REASONS.has(t.reason) && t.specVersion >= ctx.spec.instanceVersion ? t.reason : `replace failed instance${t.observed?.error === undefined ? '' : `: ${t.observed.error}`}`
     const next = replace(ctx, t, { reason, order: 'stop-first', oldAlive: false, preferSameHost: false, avoidSameHost: true })
     if (next !== null) {
       ctx.changes.push({ kind: 'migrate', key, task: next, from: t.host })
@@ -312,7 +312,7 @@ function judgeFailures(ctx: Ctx, own: readonly Task[], cfg: UpdateConfig, rollin
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
   if (status !== null && (status.state === 'paused' || status.state === 'rollback-paused')) return 'halt'
   const rebalance = ctx.status?.rebalance ?? false
-  const batch = own.filter((t) => t.specVersion === spec.version && ROLLOUT_REASONS.has(t.reason))
+  const batch = own.filter((t) => t.specVersion >= spec.instanceVersion && ROLLOUT_REASONS.has(t.reason))
   const failures = batch.filter(failedState).length
   if (failures === 0 || failures / Math.max(1, batch.length) <= cfg.maxFailureRatio || cfg.failureAction === 'continue') return 'go'
   const record = cfg.failureAction === 'rollback' && !rollingBack ? rollbackRecord(spec) : null
@@ -333,8 +333,9 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   const live = [...liveIn]
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
   const rebalance = ctx.status?.rebalance ?? false
-  const outdated = live.filter((t) => t.specVersion !== spec.version)
-  const batch = live.filter((t) => t.specVersion === spec.version && BATCH_REASONS.has(t.reason))
+  // Only a change of what instances run makes them outdated (instanceVersion): a scale does not.
+  const outdated = live.filter((t) => t.specVersion < spec.instanceVersion)
+  const batch = live.filter((t) => t.specVersion >= spec.instanceVersion && BATCH_REASONS.has(t.reason))
   const done = rollingBack ? 'rollback-completed' : 'completed'
   const active = rollingBack ? 'rolling-back' : 'updating'
 

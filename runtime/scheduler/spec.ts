@@ -127,6 +127,12 @@ export interface ServiceSpec {
 /** A spec as stored: `version` grows by one each time the content changes. */
 export interface ServiceRecord extends ServiceSpec {
   readonly version: number
+  /**
+   * The version at which what an instance runs (image, command, env, labels, ports, resources,
+   * health check) last changed. Tasks at an older specVersion are rolled to the new content;
+   * newer ones are current, so a scale or a change of the update config restarts nothing.
+   */
+  readonly instanceVersion: number
   /** The spec before the last change (for rollback), without its own `previous`. */
   readonly previous: (ServiceSpec & { readonly version: number }) | null
 }
@@ -419,6 +425,17 @@ export function specFingerprint(spec: ServiceSpec): string {
   return JSON.stringify(canonicalSpec(spec))
 }
 
+/** What a container of the service is made of: a change here needs new instances. */
+function instanceFingerprint(s: ServiceSpec): string {
+  const c = canonicalSpec(s)
+  return JSON.stringify([c.image, c.entrypoint, c.cmd, c.env, c.labels, c.ports, c.published, c.reservations, c.limits, c.healthCheck])
+}
+
+/** Whether instances of `a` and `b` would be the same containers. */
+export function sameInstance(a: ServiceSpec, b: ServiceSpec): boolean {
+  return instanceFingerprint(a) === instanceFingerprint(b)
+}
+
 /** Whether two specs have the same content. */
 export function sameSpec(a: ServiceSpec, b: ServiceSpec): boolean {
   return specFingerprint(a) === specFingerprint(b)
@@ -436,13 +453,17 @@ export function specOf(record: ServiceSpec): ServiceSpec {
 export function nextRecord(current: ServiceRecord | null, spec: ServiceSpec): { changed: false } | { changed: true; record: ServiceRecord } {
   if (current !== null && sameSpec(current, spec)) return { changed: false }
   const previous = current === null ? null : { ...canonicalSpec(current), version: current.version }
-  return { changed: true, record: { ...canonicalSpec(spec), version: current === null ? 1 : current.version + 1, previous } }
+  const version = current === null ? 1 : current.version + 1
+  const instanceVersion = current !== null && sameInstance(current, spec) ? current.instanceVersion : version
+  return { changed: true, record: { ...canonicalSpec(spec), version, instanceVersion, previous } }
 }
 
 /** The record a rollback writes: the previous content at the next version, or null when there is none. */
 export function rollbackRecord(current: ServiceRecord): ServiceRecord | null {
   if (current.previous === null) return null
-  return { ...canonicalSpec(current.previous), version: current.version + 1, previous: { ...canonicalSpec(current), version: current.version } }
+  const version = current.version + 1
+  const instanceVersion = sameInstance(current, current.previous) ? current.instanceVersion : version
+  return { ...canonicalSpec(current.previous), version, instanceVersion, previous: { ...canonicalSpec(current), version: current.version } }
 }
 
 const encoder = new TextEncoder()
@@ -451,7 +472,7 @@ const decoder = new TextDecoder('utf-8', { fatal: true })
 /** Canonical bytes of a record (fixed field order, sorted maps and lists). */
 export function encodeServiceRecord(record: ServiceRecord): Uint8Array {
   const previous = record.previous === null ? null : { ...canonicalSpec(record.previous), version: record.previous.version }
-  return encoder.encode(JSON.stringify({ ...canonicalSpec(record), version: record.version, previous }))
+  return encoder.encode(JSON.stringify({ ...canonicalSpec(record), version: record.version, instanceVersion: record.instanceVersion, previous }))
 }
 
 /**
@@ -475,6 +496,8 @@ export function parseServiceRecord(value: unknown): SpecResult<ServiceRecord> {
   const spec = readSpec(r, value)
   const version = r.int(value['version'], 'version', 1, Number.MAX_SAFE_INTEGER, 1)
   if (value['version'] === undefined) r.fail('version', 'is required')
+  // Absent in a record written before it existed: then every change counted as a new instance.
+  const instanceVersion = value['instanceVersion'] === undefined ? version : r.int(value['instanceVersion'], 'instanceVersion', 1, version, 1)
   let previous: ServiceRecord['previous'] = null
   if (value['previous'] !== undefined && value['previous'] !== null) {
     const p = value['previous']
@@ -487,5 +510,5 @@ export function parseServiceRecord(value: unknown): SpecResult<ServiceRecord> {
       previous = { ...prevSpec, version: prevVersion }
     }
   }
-  return r.errors.length === 0 ? { ok: true, value: { ...spec, version, previous } } : { ok: false, errors: r.errors }
+  return r.errors.length === 0 ? { ok: true, value: { ...spec, version, instanceVersion, previous } } : { ok: false, errors: r.errors }
 }

@@ -74,6 +74,8 @@ export interface Host {
   readonly version: string
   readonly cpus: number
   readonly memoryBytes: number
+  /** `shoal start --label K=V`: what placement constraints (`host.label.K==V`) match. */
+  readonly labels?: Readonly<Record<string, string>>
 }
 
 /** A desired service: `replicas` containers of `image`. */
@@ -222,7 +224,10 @@ export function parseHost(bytes: Uint8Array): RecordResult<Host> {
   if (!isTextList(addrs, (v) => isText(v, 256))) return { ok: false, error: 'host addrs are invalid' }
   if (!isText(version, 64)) return { ok: false, error: 'host version is invalid' }
   if (!isInt(cpus, 0, 1_000_000) || !isInt(memoryBytes, 0, Number.MAX_SAFE_INTEGER)) return { ok: false, error: 'host resources are invalid' }
-  return { ok: true, record: { peerId, name, addrs, version, cpus, memoryBytes } }
+  if (r['labels'] === undefined) return { ok: true, record: { peerId, name, addrs, version, cpus, memoryBytes } }
+  const labels = parseLabels(r['labels'])
+  if (!labels) return { ok: false, error: 'host labels are invalid' }
+  return { ok: true, record: { peerId, name, addrs, version, cpus, memoryBytes, labels } }
 }
 
 /** Parses a service spec (never throws). */

@@ -24,7 +24,7 @@ export function service(input: Record<string, unknown>): ServiceRecord {
 
 /** `record` changed by `over`, at the next version (as `shoal service update` writes it). */
 export function updated(record: ServiceRecord, over: Record<string, unknown>): ServiceRecord {
-  const { version: _v, previous: _p, ...spec } = record
+  const { version: _v, instanceVersion: _i, previous: _p, ...spec } = record
   const v = validateSpec({ ...spec, ...over })
   if (!v.ok) throw new Error(`bad fixture: ${JSON.stringify(v.errors)}`)
   const next = nextRecord(record, v.value)

@@ -189,6 +189,22 @@ describe('reconcile: rolling updates', () => {
     expect(summary(c.decide())).toEqual(['update web/3@c', 'update web/4@a'])
   })
 
+  it('a scale or an update-config change is a new version but restarts nothing (instanceVersion)', () => {
+    const v1 = service({ name: 'web', replicas: 3 })
+    const c = new Cluster(abc, [v1])
+    c.converge(100)
+    const v2 = updated(v1, { replicas: 4, update: { parallelism: 3 } })
+    expect(v2.version).toBe(2)
+    expect(v2.instanceVersion).toBe(1)
+    c.services.set('web', v2)
+    expect(summary(c.decide())).toEqual(['place web/4@a'])
+    // A later change of the image rolls every instance, the ones placed at v2 included.
+    const v3 = updated(v2, { image: 'nginx:1.28' })
+    expect(v3.instanceVersion).toBe(3)
+    const back = rollbackRecord(v3)
+    expect(back?.instanceVersion).toBe(4)
+  })
+
   it('start-first keeps the old instance until the new one is healthy, then retires it', () => {
     const v1 = service({ name: 'web', replicas: 2, update: { parallelism: 1, order: 'start-first', monitorMs: 0 } })
     const c = new Cluster(abc, [v1])

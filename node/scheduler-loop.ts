@@ -1,0 +1,162 @@
+/**
+ * The leader's scheduler loop: on the Raft leader only, reads the replica, runs the pure
+ * reconciler (runtime/scheduler/reconcile.ts) and proposes its changes as guarded txns
+ * (runtime/scheduler/proposals.ts). It runs after every applied change that can matter
+ * (services, tasks, task states, statuses, hosts, drains, containers), at most one round at a
+ * time, and on a timer so time-driven decisions (grace periods, monitor windows, delays) are
+ * taken without a store change. Followers run nothing: the next leader starts from the
+ * replicated state, so a leader change loses no decision, and a late proposal of an old
+ * leader fails its revision guard instead of undoing a newer one.
+ */
+import type { Membership } from '../protocols/gossip/membership.ts'
+import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
+import { changeTxns } from '../runtime/scheduler/proposals.ts'
+import { readSchedulerState } from '../runtime/scheduler/state.ts'
+import type { SchedHost } from '../runtime/scheduler/feasible.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../storage/statestore/index.ts'
+import { HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX } from '../runtime/scheduler/task.ts'
+import type { KvService } from './kv-service.ts'
+import type { Logger } from './logger.ts'
+import type { StoreMachine } from './store-machine.ts'
+import type { WatchHub } from './watch-hub.ts'
+import { errorMessage } from './errors.ts'
+
+/** How often the leader reconsiders without a store change (grace periods, monitor windows, delays). */
+export const SCHEDULER_TICK_MS = 250
+
+/** Counters for `shoal status`. */
+export interface SchedulerStats {
+  rounds: number
+  proposed: number
+  /** Txns refused because the state moved on meanwhile (decided again next round). */
+  conflicts: number
+  lastError: string | null
+}
+
+export interface SchedulerLoopInit {
+  selfId: string
+  isLeader: () => boolean
+  machine: StoreMachine
+  watches: WatchHub
+  kv: KvService
+  membership: Membership
+  /** How long a host must stay dead before its tasks go elsewhere. */
+  rescheduleGraceMs: number
+  /** Called with each change the leader committed (for `shoal events`). */
+  onChange: (change: Change) => void
+  log: Logger
+}
+
+const WATCHED = [SERVICES_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, SERVICE_STATUS_PREFIX, HOST_AVAILABILITY_PREFIX, HOSTS_PREFIX, CONTAINERS_PREFIX]
+
+export class SchedulerLoop {
+  readonly stats: SchedulerStats = { rounds: 0, proposed: 0, conflicts: 0, lastError: null }
+  private readonly init: SchedulerLoopInit
+  private timer: ReturnType<typeof setInterval> | null = null
+  private unwatch: Array<() => void> = []
+  private running = false
+  private dirty = false
+  private stopped = false
+  /** When this peer last became leader: hosts it has not heard of count as dead from then. */
+  private leaderSinceMs: number | null = null
+
+  constructor(init: SchedulerLoopInit) {
+    this.init = init
+  }
+
+  start(): void {
+    const { watches, machine } = this.init
+    for (const prefix of WATCHED) {
+      this.unwatch.push(watches.add(prefix, machine.store.revision, {
+        deliver: () => {
+          this.kick()
+          return true
+        },
+        // The watch fell behind compaction: nothing is lost for a loop that rereads everything.
+        compacted: () => this.kick(),
+      }))
+    }
+    this.timer = setInterval(() => this.kick(), SCHEDULER_TICK_MS)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    this.stopped = true
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+    for (const u of this.unwatch) u()
+    this.unwatch = []
+  }
+
+  /** Asks for a round; rounds never overlap, and a request during one runs another after it. */
+  kick(): void {
+    if (this.stopped) return
+    if (!this.init.isLeader()) {
+      this.leaderSinceMs = null
+      return
+    }
+    if (this.running) {
+      this.dirty = true
+      return
+    }
+    this.running = true
+    void this.round().finally(() => {
+      this.running = false
+      if (this.dirty && !this.stopped) {
+        this.dirty = false
+        setImmediate(() => this.kick())
+      }
+    })
+  }
+
+  private async round(): Promise<void> {
+    const { machine, kv, membership, log } = this.init
+    const nowMs = Date.now()
+    this.leaderSinceMs ??= nowMs
+    const state = readSchedulerState(machine.store)
+    const members = new Map(membership.members().map((m) => [m.peerId, m]))
+    const hosts: SchedHost[] = state.hosts.map((h) => {
+      const m = members.get(h.peerId)
+      return {
+        id: h.peerId,
+        name: h.name,
+        labels: h.labels ?? {},
+        cpus: h.cpus,
+        memoryBytes: h.memoryBytes,
+        // A host this leader has not heard of yet counts as dead since it became leader: a
+        // fresh leader must not move every task before SWIM has told it who is alive.
+        liveness: m?.state ?? 'dead',
+        livenessSinceMs: m === undefined ? (this.leaderSinceMs ?? nowMs) : Math.max(Date.parse(m.stateSince), this.leaderSinceMs ?? nowMs),
+        drained: state.drained.has(h.peerId),
+      }
+    })
+    const changes = reconcile({
+      services: state.services, statuses: state.statuses, tasks: state.tasks, hosts,
+      containers: state.containers, nowMs, deadGraceMs: this.init.rescheduleGraceMs,
+      // Containers of dead hosts are marked lost by the autopilot (peer.ts) on its own grace.
+    }).filter((c) => c.kind !== 'mark-lost')
+    this.stats.rounds++
+    if (changes.length === 0) return
+    const txns = changeTxns(changes, state.revisions)
+    let offset = 0
+    for (const txn of txns) {
+      if (this.stopped || !this.init.isLeader()) return
+      const applied = changes.slice(offset, offset + txn.success.length)
+      offset += txn.success.length
+      try {
+        const r = await kv.write(txn, true)
+        if (r.response.type === 'txn' && !r.response.succeeded) {
+          this.stats.conflicts++
+          this.dirty = true
+          continue
+        }
+        this.stats.proposed++
+        for (const c of applied) this.init.onChange(c)
+      } catch (err) {
+        this.stats.lastError = errorMessage(err)
+        log.debug(`scheduler: proposal failed: ${this.stats.lastError}`)
+        return
+      }
+    }
+  }
+}
