@@ -26,9 +26,10 @@ import Docker from 'dockerode'
 import type { Container } from '../storage/statestore/index.ts'
 import { checkIdentity, toContainerRecord } from './container-record.ts'
 import { bridgeGatewaysOf, describeGateway, draftFromInspect, eventEffect, EventLineParser, type DockerInspect } from './docker-mapping.ts'
+import { engineErrorOf, stopTimeoutSeconds, taskCreateBody, type EngineOp, type EngineSubject } from './docker-task-config.ts'
 import {
-  compareContainers, sameStatus, SILENT_LOG,
-  type ContainerRuntime, type RuntimeChange, type RuntimeIdentity, type RuntimeLog, type RuntimeStatus,
+  compareContainers, EngineError, sameStatus, SILENT_LOG,
+  type ContainerRuntime, type RuntimeChange, type RuntimeIdentity, type RuntimeLog, type RuntimeStatus, type TaskContainerSpec, type TaskEngine,
 } from './runtime.ts'
 
 /** Default period of the full reconcile that catches anything the events missed. */
@@ -119,12 +120,24 @@ function httpStatusOf(err: unknown): number | null {
   return typeof status === 'number' ? status : null
 }
 
+/** Docker's own message of a refusal (the JSON body's `message`), else the error's text. */
+function engineMessageOf(err: unknown): string {
+  if (typeof err === 'object' && err !== null) {
+    const json = (err as { json?: unknown }).json
+    if (typeof json === 'object' && json !== null) {
+      const message = (json as { message?: unknown }).message
+      if (typeof message === 'string' && message !== '') return message
+    }
+  }
+  return errorText(err)
+}
+
 /** Records from toContainerRecord list their fields in one order, so equal JSON means equal records. */
 function sameRecord(a: Container, b: Container): boolean {
   return JSON.stringify(a) === JSON.stringify(b)
 }
 
-export class DockerRuntime implements ContainerRuntime {
+export class DockerRuntime implements ContainerRuntime, TaskEngine {
   private readonly socket: string
   private readonly identity: RuntimeIdentity
   private readonly reconcileIntervalMs: number
@@ -212,6 +225,103 @@ export class DockerRuntime implements ContainerRuntime {
   /** Counters since construction (a copy). */
   stats(): DockerRuntimeStats {
     return { ...this.counters }
+  }
+
+  // --- TaskEngine ---
+  // Requests go over the current session's connection (so stop() cancels them and a degraded
+  // engine answers at once); they never pull an image: no registry need be reachable, and a
+  // missing image is the operator's to load. Changes they cause arrive through the event
+  // stream like any other, so subscribers see task containers exactly as they see the rest.
+
+  /** Creates and starts a task container; resolves its id. A container whose start fails is removed again. */
+  async runTask(spec: TaskContainerSpec): Promise<string> {
+    const mapped = taskCreateBody(spec)
+    if (!mapped.ok) throw mapped.error
+    const session = this.taskSession('create', spec.name)
+    const subject: EngineSubject = { socket: this.socket, container: spec.name, image: spec.image }
+    let id: string
+    try {
+      // `_query`/`_body` tell docker-modem to send only the name in the URL; by default it
+      // copies the whole body (environment included) into the query string as well.
+      const request = { _query: { name: spec.name }, _body: mapped.body, abortSignal: session.abort.signal }
+      id = (await session.api.createContainer(request as Docker.ContainerCreateOptions)).id
+    } catch (err) {
+      throw this.taskError('create', err, subject)
+    }
+    const container = session.api.getContainer(id)
+    try {
+      await container.start({ abortSignal: session.abort.signal })
+    } catch (err) {
+      const error = engineErrorOf('start', { status: httpStatusOf(err), message: engineMessageOf(err) }, { ...subject, container: `${spec.name} (${id.slice(0, 12)})` })
+      if (error === null) return id
+      // No half-made task container is left behind: the agent would otherwise find a created one to adopt.
+      await container.remove({ force: true, v: true, abortSignal: session.abort.signal }).catch((removeErr: unknown) => {
+        if (httpStatusOf(removeErr) !== 404) this.log.warn(`container ${spec.name} (${id.slice(0, 12)}) failed to start and could not be removed: ${errorText(removeErr)}; remove it with docker rm -f ${id.slice(0, 12)}`)
+      })
+      throw error
+    }
+    return id
+  }
+
+  /** Starts a stopped task container again; one already running is success (304). */
+  async startTask(id: string): Promise<void> {
+    const session = this.taskSession('start', id)
+    try {
+      await session.api.getContainer(id).start({ abortSignal: session.abort.signal })
+    } catch (err) {
+      const error = this.taskErrorOrNull('start', err, id)
+      if (error !== null) throw error
+    }
+  }
+
+  /**
+   * `docker stop -t ceil(graceMs / 1000)`: SIGTERM, SIGKILL after the grace. A stopped or
+   * missing container is success. The request may stay silent for the whole grace, so its
+   * timeout is the grace plus the usual request bound.
+   */
+  async stopTask(id: string, graceMs: number): Promise<void> {
+    if (!Number.isFinite(graceMs) || graceMs < 0) throw new EngineError('invalid', `stop grace ${graceMs} ms for container ${id} is not a duration >= 0`)
+    const session = this.taskSession('stop', id)
+    const t = stopTimeoutSeconds(graceMs)
+    const { agent } = session
+    const api = new Docker({ socketPath: this.socket, timeout: t * 1000 + this.requestTimeoutMs, agent } as Docker.DockerOptions & { agent: Agent })
+    try {
+      await api.getContainer(id).stop({ t, abortSignal: session.abort.signal })
+    } catch (err) {
+      const error = this.taskErrorOrNull('stop', err, id)
+      if (error !== null) throw error
+    }
+  }
+
+  /** `docker rm -f -v` (anonymous volumes go with the task, as Swarm does); a missing container is success. */
+  async removeTask(id: string): Promise<void> {
+    const session = this.taskSession('remove', id)
+    try {
+      await session.api.getContainer(id).remove({ force: true, v: true, abortSignal: session.abort.signal })
+    } catch (err) {
+      const error = this.taskErrorOrNull('remove', err, id)
+      if (error !== null) throw error
+    }
+  }
+
+  /** The open session, or 'unavailable' when there is none (not started, stopped, or waiting to reconnect). */
+  private taskSession(op: EngineOp, container: string): Session {
+    const session = this.session
+    if (session === null || session.closed || !this.running) {
+      const why = this.running ? this.currentStatus.degraded ?? 'reconnecting' : 'the runtime is not started'
+      throw new EngineError('unavailable', `Docker engine at ${this.socket} is not connected (${why}): cannot ${op} ${container}; the agent retries once it is back`)
+    }
+    return session
+  }
+
+  private taskErrorOrNull(op: EngineOp, err: unknown, container: string): EngineError | null {
+    return engineErrorOf(op, { status: httpStatusOf(err), message: engineMessageOf(err) }, { socket: this.socket, container })
+  }
+
+  /** For operations where no failure counts as success (create). */
+  private taskError(op: EngineOp, err: unknown, subject: EngineSubject): EngineError {
+    return engineErrorOf(op, { status: httpStatusOf(err), message: engineMessageOf(err) }, subject) ??
+      new EngineError('invalid', `Docker answered ${op} of ${subject.container} with ${errorText(err)}`)
   }
 
   // --- connection ---
