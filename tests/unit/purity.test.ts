@@ -34,6 +34,8 @@ const CORES = [
   ...tsFiles('protocols/raft', /transport|adapter/),
   // The scheduler core (issue 12): it runs unchanged on the leader and in the simulator.
   ...tsFiles('runtime/scheduler'),
+  // The host agent's core (issue 12): every peer runs it, and so does the simulator.
+  ...tsFiles('runtime/agent'),
   // The simulator, all of it (its worker-thread runner lives in cli/).
   ...tsFiles('simulations'),
   ...tsFiles('simulations/checkers'),
