@@ -10,12 +10,19 @@
  * made meanwhile (containers that die with the engine, events that were lost) are not
  * reported until `engineUp()`, which reports the whole truth as `reconciled` — exactly what
  * DockerRuntime does after a reconnect.
+ *
+ * As a `TaskEngine` it answers as DockerRuntime would: the same validation and the same
+ * EngineError kinds and messages (both from docker-task-config.ts), `unavailable` while the
+ * engine is down or the runtime not started, images "missing" on demand (`missingImages`,
+ * `setImageMissing`). Calls settle through Promise.resolve/reject, with no timer, and their
+ * changes are emitted synchronously inside the call.
  */
 import { fnv1a64, type Container, type ContainerHealth, type PortMapping } from '../storage/statestore/index.ts'
 import { checkIdentity, toContainerRecord, type ContainerDraft } from './container-record.ts'
+import { engineErrorOf, taskCreateBody, type EngineOp } from './docker-task-config.ts'
 import {
-  compareContainers, sameStatus,
-  type ContainerRuntime, type RuntimeChange, type RuntimeIdentity, type RuntimeStatus,
+  compareContainers, EngineError, sameStatus,
+  type ContainerRuntime, type RuntimeChange, type RuntimeIdentity, type RuntimeStatus, type TaskContainerSpec, type TaskEngine,
 } from './runtime.ts'
 
 export interface MemoryRuntimeOptions {
@@ -26,6 +33,8 @@ export interface MemoryRuntimeOptions {
   socket?: string | null
   /** The host's bridge gateway addresses, as a Docker engine would report them (default none). */
   gateways?: string[]
+  /** Images `runTask` finds missing ('image-missing'), as on a host that never loaded them. */
+  missingImages?: string[]
 }
 
 /** What `create`/`run` take; everything but name and image has a default. */
@@ -48,7 +57,10 @@ export class MemoryRuntimeError extends Error {
   override readonly name = 'MemoryRuntimeError'
 }
 
-export class MemoryRuntime implements ContainerRuntime {
+/** Shown in engine error messages in place of a socket path. */
+const MEMORY_SOCKET = 'memory'
+
+export class MemoryRuntime implements ContainerRuntime, TaskEngine {
   private readonly identity: RuntimeIdentity
   private readonly now: () => number
   private readonly listeners: Array<(change: RuntimeChange) => void> = []
@@ -62,12 +74,16 @@ export class MemoryRuntime implements ContainerRuntime {
   private up = true
   private downReason = 'engine stopped'
   private nextSerial = 1
+  private readonly missingImages: Set<string>
+  /** What each task container was created from, by id (for tests of the agent). */
+  private readonly taskSpecs = new Map<string, TaskContainerSpec>()
 
   constructor(options: MemoryRuntimeOptions) {
     checkIdentity(options.identity)
     this.identity = { ...options.identity }
     this.now = options.now ?? (() => 0)
     this.currentStatus = { runtime: 'memory', socket: options.socket ?? null, engineVersion: null, degraded: 'not started', gateways: [...(options.gateways ?? [])] }
+    this.missingImages = new Set(options.missingImages ?? [])
   }
 
   // --- ContainerRuntime ---
@@ -102,6 +118,78 @@ export class MemoryRuntime implements ContainerRuntime {
   containers(): readonly Container[] {
     this.sorted ??= [...this.known.values()].sort(compareContainers)
     return this.sorted
+  }
+
+  // --- TaskEngine ---
+
+  /** Creates and starts a task container: labels from the spec, published ports bound, health 'starting' with a health check. */
+  runTask(spec: TaskContainerSpec): Promise<string> {
+    const down = this.unavailable('create', spec.name)
+    if (down !== null) return Promise.reject(down)
+    // The engine-independent half of Docker's answer: the same bad specs are refused here.
+    const mapped = taskCreateBody(spec)
+    if (!mapped.ok) return Promise.reject(mapped.error)
+    const subject = { socket: MEMORY_SOCKET, container: spec.name, image: spec.image }
+    if (this.missingImages.has(spec.image)) {
+      return Promise.reject(engineErrorOf('create', { status: 404, message: `No such image: ${spec.image}` }, subject))
+    }
+    for (const c of this.engine.values()) {
+      if (c.name === spec.name) {
+        return Promise.reject(engineErrorOf('create', { status: 409, message: `Conflict. The container name "/${spec.name}" is already in use by container "${c.id}". You have to remove (or rename) that container to be able to reuse that name.` }, subject))
+      }
+    }
+    let id: string
+    try {
+      id = this.create({ name: spec.name, image: spec.image, labels: spec.labels, ports: taskPorts(spec), ...(spec.healthCheck === null ? {} : { health: 'starting' as const }) }).id
+    } catch (err) {
+      // The record would not fit the StateStore's limits (labels too long...): Docker would have run it, but nobody could see it.
+      return Promise.reject(new EngineError('invalid', `task container ${spec.name}: ${err instanceof Error ? err.message : String(err)}`))
+    }
+    this.taskSpecs.set(id, spec)
+    this.startContainer(id)
+    return Promise.resolve(id)
+  }
+
+  /** Starts a created or exited container; a running one is success, a paused or dead one is refused, as by Docker. */
+  startTask(id: string): Promise<void> {
+    const down = this.unavailable('start', id)
+    if (down !== null) return Promise.reject(down)
+    const c = this.engine.get(id)
+    if (c === undefined) return Promise.reject(engineErrorOf('start', { status: 404, message: `No such container: ${id}` }, { socket: MEMORY_SOCKET, container: id }))
+    if (c.state === 'paused' || c.state === 'dead') {
+      return Promise.reject(engineErrorOf('start', { status: 409, message: `cannot start a ${c.state} container` }, { socket: MEMORY_SOCKET, container: id }))
+    }
+    if (c.state !== 'running') this.startContainer(id)
+    return Promise.resolve()
+  }
+
+  /** The container exits (code 0, a process that heeds SIGTERM); stopped or missing is success. */
+  stopTask(id: string, graceMs: number): Promise<void> {
+    if (!Number.isFinite(graceMs) || graceMs < 0) return Promise.reject(new EngineError('invalid', `stop grace ${graceMs} ms for container ${id} is not a duration >= 0`))
+    const down = this.unavailable('stop', id)
+    if (down !== null) return Promise.reject(down)
+    const c = this.engine.get(id)
+    if (c !== undefined && (c.state === 'running' || c.state === 'paused')) this.stopContainer(id, 0)
+    return Promise.resolve()
+  }
+
+  /** `docker rm -f`; a missing container is success. */
+  removeTask(id: string): Promise<void> {
+    const down = this.unavailable('remove', id)
+    if (down !== null) return Promise.reject(down)
+    if (this.engine.has(id)) this.remove(id)
+    return Promise.resolve()
+  }
+
+  /** Makes `runTask` of `image` fail with 'image-missing' (or succeed again). */
+  setImageMissing(image: string, missing: boolean): void {
+    if (missing) this.missingImages.add(image)
+    else this.missingImages.delete(image)
+  }
+
+  /** The spec a task container was created from (undefined for other containers and removed ones). */
+  taskSpec(id: string): TaskContainerSpec | undefined {
+    return this.taskSpecs.get(id)
   }
 
   // --- the engine, driven by the test or simulator ---
@@ -177,6 +265,7 @@ export class MemoryRuntime implements ContainerRuntime {
   remove(id: string): void {
     this.get(id)
     this.engine.delete(id)
+    this.taskSpecs.delete(id)
     if (!this.reporting()) return
     if (this.known.delete(id)) {
       this.sorted = null
@@ -218,6 +307,13 @@ export class MemoryRuntime implements ContainerRuntime {
 
   private reporting(): boolean {
     return this.started && this.up
+  }
+
+  /** DockerRuntime has no connection to ask while not started or while the engine is down: the same here. */
+  private unavailable(op: EngineOp, container: string): EngineError | null {
+    if (this.reporting()) return null
+    const why = this.started ? this.downReason : 'the runtime is not started'
+    return new EngineError('unavailable', `engine ${MEMORY_SOCKET} is not connected (${why}): cannot ${op} ${container}; the agent retries once it is back`)
   }
 
   private get(id: string): ContainerDraft {
@@ -262,4 +358,20 @@ export class MemoryRuntime implements ContainerRuntime {
   private emit(change: RuntimeChange): void {
     for (const listener of [...this.listeners]) listener(change)
   }
+}
+
+/**
+ * The ports a Docker engine reports for a running task container: each published port bound
+ * on 0.0.0.0 and :: (HostIp '' binds every address, and Docker lists both families), each
+ * port that is only exposed without a host side.
+ */
+function taskPorts(spec: TaskContainerSpec): PortMapping[] {
+  const ports: PortMapping[] = []
+  const published = new Set<string>()
+  for (const p of spec.published) {
+    published.add(`${p.containerPort}/${p.protocol}`)
+    for (const hostIp of ['0.0.0.0', '::']) ports.push({ containerPort: p.containerPort, protocol: p.protocol, hostPort: p.hostPort, hostIp })
+  }
+  for (const p of spec.exposed) if (!published.has(`${p.port}/${p.protocol}`)) ports.push({ containerPort: p.port, protocol: p.protocol })
+  return ports
 }

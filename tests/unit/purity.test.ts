@@ -24,6 +24,7 @@ const CORES = [
   'node/container-views.ts',
   'runtime/container-labels.ts',
   'runtime/docker-mapping.ts',
+  'runtime/docker-task-config.ts',
   'protocols/dns/names.ts',
   'protocols/dns/wire.ts',
   'protocols/dns/zone-build.ts',
