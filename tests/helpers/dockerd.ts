@@ -9,6 +9,7 @@
  *     (from a shell: docker -H unix://<a.socket> run -d --name web -l shoal.service=web shoal-test/busybox:1 sleep 3600)
  *   await a.kill()                               // crash dockerd (SIGKILL); containerd and containers live on
  *   await a.start()                              // same data root: the containers are still there, still running
+ *   await a.crash()                              // a host's death: dockerd, containerd and containers SIGKILLed; start() boots it again
  *   await a.stop()                               // everything gone: containers, daemons, mounts, bridge, files
  *
  *   const s = await startDockerd('stock', { stock: true })   // Docker's own network defaults, in a namespace of its own
@@ -587,6 +588,25 @@ export class Dockerd {
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     await stopChild(this.dockerd, signal, DAEMON_STOP_TIMEOUT_MS)
     this.dockerd = null
+  }
+
+  /**
+   * A host's death: SIGKILL to everything the engine runs at once (dockerd, containerd, shims,
+   * containers), as a power loss would; data, namespace and bridge stay, so start() boots it again.
+   */
+  async crash(): Promise<void> {
+    const pids = enginePids(this.lock)
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL')
+      } catch {
+        // Already gone.
+      }
+    }
+    await Promise.all([this.dockerd, this.containerd].filter((c): c is ChildProcess => c !== null).map(exitOf))
+    await pollUntil(`the processes of ${this.name} to die`, () => !pids.some(pidAlive), REAP_WAIT_MS, 20)
+    this.dockerd = null
+    this.containerd = null
   }
 
   /** kill, then start on the same data root. */
