@@ -24,6 +24,8 @@ export interface StartOptions {
   voters?: string
   deadGrace?: string
   snapshotEntries?: string
+  labels?: string[]
+  rescheduleGrace?: string
 }
 
 /** Where the DNS server listens, or off. */
@@ -53,6 +55,10 @@ export interface StartConfig {
   deadGraceMs: number
   /** Applied entries between snapshots (the log before a snapshot is then compacted). */
   snapshotEntries: number
+  /** `--label K=V`: this host's labels, matched by placement constraints (`host.label.K==V`). */
+  labels: Record<string, string>
+  /** How long a host stays dead before the leader places its tasks elsewhere. */
+  rescheduleGraceMs: number
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
@@ -176,5 +182,27 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     })(),
     deadGraceMs: Math.round(parseCount(options.deadGrace, '--dead-grace', 1, 86_400, 30) * 1000),
     snapshotEntries: Math.round(parseCount(options.snapshotEntries, '--snapshot-entries', 10, 10_000_000, 10_000)),
+    labels: parseHostLabels(options.labels ?? []),
+    // SWIM only declares a host dead after its suspicion timeout, and a blip it refutes never
+    // gets there: a second more is enough, and keeps a dead host's tasks moving within seconds.
+    rescheduleGraceMs: Math.round(parseCount(options.rescheduleGrace, '--reschedule-grace', 0, 86_400, 1) * 1000),
   }
+}
+
+const HOST_LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/
+
+/** Parses repeated `--label K=V` (Docker's `--label` on dockerd; constraints read them as host.label.K). */
+export function parseHostLabels(items: readonly string[]): Record<string, string> {
+  const labels: Record<string, string> = {}
+  if (items.length > 64) throw new UsageError('--label: at most 64 labels per host')
+  for (const item of items) {
+    const eq = item.indexOf('=')
+    const key = eq < 0 ? item : item.slice(0, eq)
+    const value = eq < 0 ? '' : item.slice(eq + 1)
+    if (!HOST_LABEL_KEY.test(key)) throw new UsageError(`--label ${JSON.stringify(item)}: give KEY=VALUE, the key made of letters, digits, '.', '_', '/', '-' (e.g. --label zone=eu-1)`)
+    if (value.length > 256 || value.includes('\n')) throw new UsageError(`--label ${JSON.stringify(item)}: the value must be one line of at most 256 characters`)
+    if (Object.hasOwn(labels, key)) throw new UsageError(`--label ${key} is given twice`)
+    labels[key] = value
+  }
+  return labels
 }

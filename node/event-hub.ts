@@ -1,6 +1,7 @@
 /** Fans cluster events out to local subscribers (`shoal events`), keeping a short backlog. */
 import type { TopicEvent } from '../protocols/gossip/event-topic.ts'
 import type { MemberState } from '../protocols/gossip/failure-detector.ts'
+import type { ServiceEvent, TaskEvent } from './service-events.ts'
 
 /** A membership change as this peer observed it. */
 export interface HostEvent {
@@ -12,7 +13,7 @@ export interface HostEvent {
   time: string
 }
 
-export type ClusterEvent = HostEvent | TopicEvent
+export type ClusterEvent = HostEvent | TopicEvent | ServiceEvent | TaskEvent
 
 /** Events kept for a subscriber that asks for recent history; older ones are gone. */
 const BACKLOG_MAX = 256

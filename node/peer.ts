@@ -40,6 +40,9 @@ import { DnsService, type DnsView } from './dns-service.ts'
 import { listContainers, listHosts } from './container-views.ts'
 import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
+import { SchedulerLoop } from './scheduler-loop.ts'
+import { ServiceApi } from './service-api.ts'
+import { serviceEventsOf, SERVICE_EVENT_PREFIXES } from './service-events.ts'
 
 /** How often the list of known members is written to the data dir, at most. */
 const KNOWN_PEERS_SAVE_MS = 1000
@@ -139,6 +142,9 @@ export class Peer {
   private autopilot: ReturnType<typeof setInterval> | null = null
   private lostMarking = false
   private hostSync: HostSync | null = null
+  private scheduler: SchedulerLoop | null = null
+  private services: ServiceApi | null = null
+  private unwatchServiceEvents: Array<() => void> = []
   private dns: DnsService | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
   private api: Server | null = null
@@ -270,6 +276,29 @@ export class Peer {
     })
     await this.sessions.start()
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
+    this.services = new ServiceApi(this.kv, machine)
+    this.scheduler = new SchedulerLoop({
+      selfId: this.peerId,
+      isLeader: () => raft.running && raft.status().role === 'leader',
+      machine,
+      watches,
+      kv: this.kv,
+      membership: this.membership,
+      rescheduleGraceMs: config.rescheduleGraceMs,
+      log: log.child('scheduler'),
+    })
+    this.scheduler.start()
+    for (const prefix of SERVICE_EVENT_PREFIXES) {
+      this.unwatchServiceEvents.push(watches.add(prefix, machine.store.revision, {
+        deliver: (events) => {
+          const now = new Date().toISOString()
+          for (const e of events) for (const out of serviceEventsOf(e, now)) this.hub.publish(out)
+          return true
+        },
+        // Fell behind compaction: the lines in between are gone; `service ps` shows the state.
+        compacted: () => undefined,
+      }))
+    }
 
     let runtime: DockerRuntime | null = null
     if (config.docker === 'none') {
@@ -284,7 +313,7 @@ export class Peer {
     const libp2p = this.libp2p
     this.hostSync = new HostSync({
       selfId: this.peerId,
-      host: () => ({ peerId: this.peerId, name: config.name, addrs: libp2p.getMultiaddrs().map(String).slice(0, RECORD_MAX_ITEMS), version: SHOAL_VERSION, cpus: cpus().length, memoryBytes: totalmem() }),
+      host: () => ({ peerId: this.peerId, name: config.name, addrs: libp2p.getMultiaddrs().map(String).slice(0, RECORD_MAX_ITEMS), version: SHOAL_VERSION, cpus: cpus().length, memoryBytes: totalmem(), labels: config.labels }),
       runtime,
       kv: this.kv,
       machine,
@@ -328,6 +357,9 @@ export class Peer {
     if (this.knownPeersTimer !== null) clearTimeout(this.knownPeersTimer)
     this.eventLoop.stop()
     this.sessions?.stop()
+    this.scheduler?.stop()
+    for (const u of this.unwatchServiceEvents) u()
+    this.unwatchServiceEvents = []
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
     await step('DNS', () => this.dns?.stop())
@@ -515,6 +547,11 @@ export class Peer {
     })
   }
 
+  private serviceApi(): ServiceApi {
+    if (this.services === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+    return this.services
+  }
+
   private kvService(): KvService {
     if (this.kv === null) throw new ApiError(503, 'peer is starting; retry in a moment')
     return this.kv
@@ -614,6 +651,50 @@ export class Peer {
         if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new ApiError(400, 'limit must be an integer from 1 to 10000')
         // Paged: ?after= the previous page's `next` (see KvService.list).
         return ok(await retryable(() => this.kvService().list(req.query.get('prefix') ?? '', req.query.get('consistent') === '1', limit, req.query.get('after'))))
+      }],
+      ['GET /v1/services', () => ok(this.serviceApi().list())],
+      ['GET /v1/services/inspect', (req) => ok(this.serviceApi().inspect(req.query.get('name') ?? ''))],
+      ['GET /v1/services/ps', (req) => ok(this.serviceApi().ps(req.query.get('name') ?? ''))],
+      // {"mode": "create"|"update"|"apply", "specs": [spec...], "prune"?: bool}: all or nothing.
+      ['POST /v1/services', async (req) => {
+        const body = req.body as { mode?: unknown; specs?: unknown; prune?: unknown } | undefined
+        if (typeof body !== 'object' || body === null) throw new ApiError(400, 'expected a JSON object {"mode": "create"|"update"|"apply", "specs": [spec, ...]}')
+        const { mode, specs, prune } = body
+        if (mode !== 'create' && mode !== 'update' && mode !== 'apply') throw new ApiError(400, '"mode" must be "create", "update" or "apply"')
+        if (!Array.isArray(specs) || specs.length === 0 || specs.length > 1000) throw new ApiError(400, '"specs" must be a list of 1 to 1000 service specs')
+        if (prune !== undefined && typeof prune !== 'boolean') throw new ApiError(400, '"prune" must be true or false')
+        if (prune === true && mode !== 'apply') throw new ApiError(400, '"prune" goes only with mode "apply"')
+        const api = this.serviceApi()
+        const parsed = specs.map((s, i) => {
+          try {
+            return api.parseSpec(s)
+          } catch (err) {
+            if (err instanceof ApiError && specs.length > 1) throw new ApiError(400, `spec ${i + 1}: ${err.message}`)
+            throw err
+          }
+        })
+        return ok(await retryable(() => api.write(parsed, mode, prune === true)))
+      }],
+      ['POST /v1/services/scale', async (req) => {
+        const body = req.body as { scales?: unknown } | undefined
+        const scales = typeof body === 'object' && body !== null ? body.scales : undefined
+        if (typeof scales !== 'object' || scales === null || Array.isArray(scales) || Object.keys(scales).length === 0) throw new ApiError(400, 'expected {"scales": {"NAME": replicas, ...}}')
+        const entries = Object.entries(scales as Record<string, unknown>)
+        for (const [name, n] of entries) {
+          if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ApiError(400, `replicas of ${name} must be a whole number >= 0`)
+        }
+        return ok(await retryable(() => this.serviceApi().scale(Object.fromEntries(entries) as Record<string, number>)))
+      }],
+      ['POST /v1/services/rollback', async (req) => ok(await retryable(() => this.serviceApi().rollback(req.query.get('name') ?? '')))],
+      ['POST /v1/services/rebalance', async (req) => ok(await retryable(() => this.serviceApi().rebalance(req.query.get('name') ?? '')))],
+      ['DELETE /v1/services', async (req) => ok(await retryable(() => this.serviceApi().remove(req.query.get('name') ?? '')))],
+      ['POST /v1/hosts/availability', async (req) => {
+        const body = req.body as { host?: unknown; availability?: unknown } | undefined
+        if (typeof body !== 'object' || body === null || typeof body.host !== 'string' || (body.availability !== 'drain' && body.availability !== 'active')) {
+          throw new ApiError(400, 'expected {"host": NAME or peer id, "availability": "drain" | "active"}')
+        }
+        const { host, availability } = body
+        return ok(await retryable(() => this.serviceApi().setAvailability(host, availability === 'drain')))
       }],
       ['POST /v1/events', async (req) => {
         const body = req.body

@@ -9,7 +9,7 @@
  * leader fails its revision guard instead of undoing a newer one.
  */
 import type { Membership } from '../protocols/gossip/membership.ts'
-import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
+import { reconcile } from '../runtime/scheduler/reconcile.ts'
 import { changeTxns } from '../runtime/scheduler/proposals.ts'
 import { readSchedulerState } from '../runtime/scheduler/state.ts'
 import type { SchedHost } from '../runtime/scheduler/feasible.ts'
@@ -42,8 +42,6 @@ export interface SchedulerLoopInit {
   membership: Membership
   /** How long a host must stay dead before its tasks go elsewhere. */
   rescheduleGraceMs: number
-  /** Called with each change the leader committed (for `shoal events`). */
-  onChange: (change: Change) => void
   log: Logger
 }
 
@@ -138,11 +136,8 @@ export class SchedulerLoop {
     this.stats.rounds++
     if (changes.length === 0) return
     const txns = changeTxns(changes, state.revisions)
-    let offset = 0
     for (const txn of txns) {
       if (this.stopped || !this.init.isLeader()) return
-      const applied = changes.slice(offset, offset + txn.success.length)
-      offset += txn.success.length
       try {
         const r = await kv.write(txn, true)
         if (r.response.type === 'txn' && !r.response.succeeded) {
@@ -151,7 +146,6 @@ export class SchedulerLoop {
           continue
         }
         this.stats.proposed++
-        for (const c of applied) this.init.onChange(c)
       } catch (err) {
         this.stats.lastError = errorMessage(err)
         log.debug(`scheduler: proposal failed: ${this.stats.lastError}`)

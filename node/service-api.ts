@@ -25,6 +25,10 @@ export interface ServiceRow {
   ports: number[]
   updateState: ServiceStatus['state'] | null
   version: number
+  /** Every wanted instance runs the current spec, healthy, and nothing is left to retire or roll. */
+  converged: boolean
+  /** Why the rollout or placement is stuck, when the scheduler says. */
+  message: string
 }
 
 /** `shoal service ps NAME --json` rows. */
@@ -95,6 +99,11 @@ export class ServiceApi {
     return state.services.map((s) => {
       const tasks = state.tasks.filter((t) => t.service === s.name && t.desired === 'running')
       const states = tasks.map(observedOf)
+      const st = status.get(s.name)
+      const updateState = st?.version === s.version ? st.state : null
+      const converged = (s.mode === 'global' || tasks.length === s.replicas) &&
+        tasks.every((t) => t.specVersion >= s.instanceVersion && t.previous === null && observedOf(t) === 'running') &&
+        updateState !== 'updating' && updateState !== 'rolling-back' && st?.rebalance !== true
       return {
         name: s.name,
         mode: s.mode,
@@ -103,8 +112,10 @@ export class ServiceApi {
         healthy: states.filter((x) => x === 'running').length,
         image: s.image,
         ports: [...s.ports],
-        updateState: status.get(s.name)?.version === s.version ? (status.get(s.name)?.state ?? null) : null,
+        updateState,
         version: s.version,
+        converged,
+        message: st?.message ?? '',
       }
     })
   }

@@ -12,6 +12,11 @@ function describe(e: ClusterEvent): string {
     const exit = e.action === 'exited' && e.exitCode !== null ? ` (exit ${e.exitCode})` : ''
     return `${e.time}  container ${e.action.padEnd(7)} ${e.name} ${e.id.slice(0, 12)} ${e.image} on ${e.hostName}${exit}`
   }
+  if (e.type === 'service') return `${e.time}  service ${e.action.padEnd(7)} ${e.service}${e.version === null ? '' : ` v${e.version}`}`
+  if (e.type === 'task') {
+    const where = e.host === null ? '' : ` on ${shortId(e.host)}`
+    return `${e.time}  task ${e.action.padEnd(7)} ${e.task ?? `${e.service}.${e.slot}`}${where}${e.error === null ? '' : `: ${e.error}`}`
+  }
   return `${e.time}  user ${e.name} from ${e.originName}${e.payload === '' ? '' : `: ${e.payload}`}`
 }
 

@@ -8,7 +8,8 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                    [--api SOCKET] [--name NAME] [--secret-file FILE]
                    [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]
                    [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]
-                   [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]`
+                   [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]
+                   [--label KEY=VALUE]... [--reschedule-grace SECONDS]`
 
 /** How long a failed start may spend tearing down what it started before the process exits. */
 const FAILED_START_STOP_MS = 10_000
@@ -30,6 +31,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     voters: { type: 'string' },
     'dead-grace': { type: 'string' },
     'snapshot-entries': { type: 'string' },
+    label: { type: 'string', multiple: true },
+    'reschedule-grace': { type: 'string' },
   }, { min: 0, max: 0 })
   const config = resolveStartConfig({
     dataDir: stringFlag(p, 'data-dir'),
@@ -47,6 +50,8 @@ export async function startCommand(argv: string[]): Promise<number> {
     voters: stringFlag(p, 'voters'),
     deadGrace: stringFlag(p, 'dead-grace'),
     snapshotEntries: stringFlag(p, 'snapshot-entries'),
+    labels: listFlag(p, 'label'),
+    rescheduleGrace: stringFlag(p, 'reschedule-grace'),
   })
   const log = createLogger(config.logLevel)
   // A network library's stray rejection must not take the whole peer down with it.

@@ -22,7 +22,7 @@
 import type { Container } from '../../storage/statestore/index.ts'
 import { capacityReason, feasibleHosts, infeasibleReason, staticReason, Usage, type SchedHost } from './feasible.ts'
 import { bestHost, rankHosts } from './rank.ts'
-import { rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'
+import { instanceHash, rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'
 import { compareTasks, taskKey, type ServiceStatus, type Task, type UpdateState } from './task.ts'
 
 export interface ReconcileInput {
@@ -91,7 +91,7 @@ export function reconcile(input: ReconcileInput): Change[] {
 
   for (const spec of services) {
     const own = tasks.filter((t) => t.service === spec.name)
-    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, changes, status: statusByName.get(spec.name) ?? null }
+    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, changes, status: statusByName.get(spec.name) ?? null, instance: instanceHash(spec) }
     if (spec.mode === 'global') reconcileGlobal(ctx, own)
     else reconcileReplicated(ctx, own)
   }
@@ -107,6 +107,16 @@ interface Ctx {
   readonly nowMs: number
   readonly changes: Change[]
   readonly status: ServiceStatus | null
+  /** instanceHash of the spec: what current instances run. */
+  readonly instance: string
+}
+
+/**
+ * Whether `t` runs what the service's spec says: by its instance digest, or (a task written
+ * before digests) by version: at or after the last change of the instance content.
+ */
+function current(ctx: Ctx, t: Task): boolean {
+  return t.instance !== undefined ? t.instance === ctx.instance : t.specVersion >= ctx.spec.instanceVersion
 }
 
 /** The host's observation of the task's current instance, if it is about that instance. */
@@ -134,6 +144,7 @@ function newInstance(ctx: Ctx, t: Task, host: string, reason: string, keepPrevio
     generation: t.generation + 1,
     host,
     specVersion: ctx.spec.version,
+    instance: ctx.instance,
     desired: 'running',
     previous: keepPrevious ? { host: t.host, generation: t.generation, specVersion: t.specVersion } : null,
     observed: null,
@@ -145,7 +156,7 @@ function newInstance(ctx: Ctx, t: Task, host: string, reason: string, keepPrevio
 function freshTask(ctx: Ctx, slot: string, host: string, reason: string): Task {
   return {
     service: ctx.spec.name, slot, generation: 1, host, specVersion: ctx.spec.version, desired: 'running',
-    previous: null, observed: null, reason, createdAtMs: ctx.nowMs, updatedAtMs: ctx.nowMs,
+    previous: null, observed: null, reason, createdAtMs: ctx.nowMs, updatedAtMs: ctx.nowMs, instance: ctx.instance,
   }
 }
 
@@ -226,7 +237,7 @@ function heal(ctx: Ctx, t: Task, order: UpdateConfig['order']): Task {
   }
   if (t.desired === 'running' && observedState(t) === 'failed' && ctx.spec.restart.condition !== 'none') {
     // A failed instance of a rollout batch is replaced within the batch, so the batch stays in flight.
-    const reason = BATCH_REASONS.has(t.reason) && t.specVersion >= ctx.spec.instanceVersion ? t.reason : `replace failed instance${t.observed?.error === undefined ? '' : `: ${t.observed.error}`}`
+    const reason = BATCH_REASONS.has(t.reason) && current(ctx, t) ? t.reason : `replace failed instance${t.observed?.error === undefined ? '' : `: ${t.observed.error}`}`
     const next = replace(ctx, t, { reason, order: 'stop-first', oldAlive: false, preferSameHost: false, avoidSameHost: true })
     if (next !== null) {
       ctx.changes.push({ kind: 'migrate', key, task: next, from: t.host })
@@ -312,7 +323,7 @@ function judgeFailures(ctx: Ctx, own: readonly Task[], cfg: UpdateConfig, rollin
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
   if (status !== null && (status.state === 'paused' || status.state === 'rollback-paused')) return 'halt'
   const rebalance = ctx.status?.rebalance ?? false
-  const batch = own.filter((t) => t.specVersion >= spec.instanceVersion && ROLLOUT_REASONS.has(t.reason))
+  const batch = own.filter((t) => current(ctx, t) && ROLLOUT_REASONS.has(t.reason))
   const failures = batch.filter(failedState).length
   if (failures === 0 || failures / Math.max(1, batch.length) <= cfg.maxFailureRatio || cfg.failureAction === 'continue') return 'go'
   const record = cfg.failureAction === 'rollback' && !rollingBack ? rollbackRecord(spec) : null
@@ -334,8 +345,8 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   const status = ctx.status !== null && ctx.status.version === spec.version ? ctx.status : null
   const rebalance = ctx.status?.rebalance ?? false
   // Only a change of what instances run makes them outdated (instanceVersion): a scale does not.
-  const outdated = live.filter((t) => t.specVersion < spec.instanceVersion)
-  const batch = live.filter((t) => t.specVersion >= spec.instanceVersion && BATCH_REASONS.has(t.reason))
+  const outdated = live.filter((t) => !current(ctx, t))
+  const batch = live.filter((t) => current(ctx, t) && BATCH_REASONS.has(t.reason))
   const done = rollingBack ? 'rollback-completed' : 'completed'
   const active = rollingBack ? 'rolling-back' : 'updating'
 

@@ -12,8 +12,10 @@
  * (`docker service create`), named on each field below.
  */
 import { formatConstraint, parseConstraint } from './constraint.ts'
+import { fnv1a64 } from '../../storage/statestore/hash.ts'
 
 /** Most replicas of one service (the StateStore's SERVICE_MAX_REPLICAS). */
+
 export const SPEC_MAX_REPLICAS = 1000
 /** Most items in one list or map of a spec (the StateStore's RECORD_MAX_ITEMS). */
 export const SPEC_MAX_ITEMS = 64
@@ -429,6 +431,11 @@ export function specFingerprint(spec: ServiceSpec): string {
 function instanceFingerprint(s: ServiceSpec): string {
   const c = canonicalSpec(s)
   return JSON.stringify([c.image, c.entrypoint, c.cmd, c.env, c.labels, c.ports, c.published, c.reservations, c.limits, c.healthCheck])
+}
+
+/** A digest of what an instance of `spec` runs (stored on tasks as `instance`). */
+export function instanceHash(spec: ServiceSpec): string {
+  return fnv1a64(encoder.encode(instanceFingerprint(spec)))
 }
 
 /** Whether instances of `a` and `b` would be the same containers. */

@@ -64,6 +64,12 @@ export interface Task {
   readonly reason: string
   readonly createdAtMs: number
   readonly updatedAtMs: number
+  /**
+   * What the instance runs (spec.ts `instanceHash` of the spec it was made from). A rollout
+   * replaces exactly the tasks whose instance differs from the service's, so a rollback
+   * touches only the instances the failed update changed. Absent on older records.
+   */
+  readonly instance?: string
 }
 
 /** Progress of the service's rollout, kept by the leader. */
@@ -157,6 +163,7 @@ export function encodeTask(t: Task): Uint8Array {
   return encoder.encode(JSON.stringify({
     service: t.service, slot: t.slot, generation: t.generation, host: t.host, specVersion: t.specVersion, desired: t.desired,
     previous, observed, reason: t.reason, createdAtMs: t.createdAtMs, updatedAtMs: t.updatedAtMs,
+    ...(t.instance === undefined ? {} : { instance: t.instance }),
   }))
 }
 
@@ -200,7 +207,9 @@ export function decodeTask(bytes: Uint8Array, key?: string): TaskResult<Task> {
     observed = parsed.value
   }
   if (key !== undefined && key !== taskKey(service, slot)) return { ok: false, error: `task stored at ${key} names ${taskKey(service, slot)}` }
-  return { ok: true, value: { service, slot, generation, host, specVersion, desired, previous, observed, reason, createdAtMs, updatedAtMs } }
+  const instance = r['instance']
+  if (instance !== undefined && (typeof instance !== 'string' || !/^[0-9a-f]{1,64}$/.test(instance))) return { ok: false, error: 'task instance must be a hex digest' }
+  return { ok: true, value: { service, slot, generation, host, specVersion, desired, previous, observed, reason, createdAtMs, updatedAtMs, ...(instance === undefined ? {} : { instance }) } }
 }
 
 /** Bytes of a host's observation (a `task-states/` value). */

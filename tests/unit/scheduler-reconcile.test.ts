@@ -251,13 +251,14 @@ describe('reconcile: rolling updates', () => {
     expect(steps[0]).toEqual(['update web/1@a'])
     // Nothing else is decided for the service until the rollback spec is written.
     expect(steps[1]).toEqual(['rollback web to nginx:1.27 v3'])
-    // v3 (the old content): the failed instance is replaced on another host, the others roll
-    // all at once (rollback parallelism 0).
-    expect(steps[2]).toEqual(['migrate web/1 a->b', 'update web/2@b', 'update web/3@c'])
+    // v3 (the old content): the failed instance is replaced on another host; the others already
+    // run the old content and are left alone (a rollback restarts only what the update changed).
+    expect(steps[2]).toEqual(['migrate web/1 a->b'])
     expect(steps.slice(3)).toEqual([[], [], []])
     expect(c.services.get('web')?.version).toBe(3)
     expect(c.statuses.get('web')?.state).toBe('rollback-completed')
-    expect(c.tasksOf('web').every((t) => t.specVersion === 3)).toBe(true)
+    expect(c.tasksOf('web').map((t) => t.specVersion)).toEqual([3, 1, 1])
+    expect(new Set(c.tasksOf('web').map((t) => t.instance)).size, 'every instance runs the same content again').toBe(1)
   })
 
   it('failure action continue: the rollout goes on', () => {
@@ -300,7 +301,7 @@ describe('reconcile: rebalance', () => {
   })
 
   it('a manual rollback (rollbackRecord + rolling-back status) rolls back under the rollback config', () => {
-    const v1 = service({ name: 'web', replicas: 3, rollback: { parallelism: 2, monitorMs: 0 } })
+    const v1 = service({ name: 'web', replicas: 3, update: { monitorMs: 0 }, rollback: { parallelism: 2, monitorMs: 0 } })
     const v2 = updated(v1, { image: 'nginx:1.28' })
     const c = new Cluster(abc, [v1])
     c.converge(100)
