@@ -245,12 +245,23 @@ export class TaskAgent {
   private readonly upSeen = new Map<string, number>()
   /** Containers this agent stopped because the leader was gone too long (onDisconnect stop). */
   private readonly disconnectStopped = new Set<string>()
+  /** The earliest time after the last step's `nowMs` at which time alone gives a step something to do. */
+  private wakeMs: number | null = null
 
   /** A `run` or `start` of task `task` (a taskId) failed; the next step weighs it against the restart policy. */
   runFailed(task: string, error: EngineError | Error, nowMs: number): void {
     const memo = this.memo(task)
     if (memo.failures.length >= RUN_FAILURES_MAX) memo.failures.shift()
     memo.failures.push({ error: error.message, kind: error instanceof EngineError ? error.kind : null, atMs: nowMs })
+  }
+
+  /**
+   * When the next step has something to do by time alone (a back-off, drain or onDisconnect
+   * deadline), as of the last step; null when nothing waits. A driver may step then instead of
+   * waiting for its next tick.
+   */
+  nextWakeMs(): number | null {
+    return this.wakeMs
   }
 
   /** Restart attempts counted for a task instance (for status and tests). */
@@ -261,6 +272,7 @@ export class TaskAgent {
   /** The actions that move this host toward its tasks, in key order (see the file comment). */
   step(input: AgentInput): AgentAction[] {
     const out = new Map<string, AgentAction>()
+    this.wakeMs = null
     const emit = (a: AgentAction): void => {
       const key = actionKey(a)
       if (!input.busy.has(key) && !out.has(key)) out.set(key, a)
@@ -330,9 +342,15 @@ export class TaskAgent {
     return record?.stopGracePeriodMs ?? AGENT_FALLBACK_STOP_GRACE_MS
   }
 
+  private wake(input: AgentInput, atMs: number): void {
+    if (atMs > input.nowMs && (this.wakeMs === null || atMs < this.wakeMs)) this.wakeMs = atMs
+  }
+
   private disconnected(input: AgentInput, record: ServiceRecord | undefined): boolean {
-    return record !== undefined && record.onDisconnect.action === 'stop' && input.leaderlessSinceMs !== null &&
-      input.nowMs - input.leaderlessSinceMs >= record.onDisconnect.afterMs
+    if (record === undefined || record.onDisconnect.action !== 'stop' || input.leaderlessSinceMs === null) return false
+    const atMs = input.leaderlessSinceMs + record.onDisconnect.afterMs
+    this.wake(input, atMs)
+    return input.nowMs >= atMs
   }
 
   /** Reports `state` for task `t` unless `reported` already says it (the state's `sinceMs` is kept while it holds). */
@@ -358,6 +376,7 @@ export class TaskAgent {
       const since = this.leavingSince.get(c.id) ?? nowMs
       this.leavingSince.set(c.id, since)
       if (nowMs - since >= drainMs) ctx.emit({ kind: 'stop', containerId: c.id, graceMs, reason })
+      else this.wake(ctx.input, since + drainMs)
       return
     }
     // Created, exited or dead: not in DNS, nothing to drain.
@@ -480,6 +499,7 @@ export class TaskAgent {
       return
     }
     if (input.nowMs < memo.notBeforeMs) {
+      this.wake(input, memo.notBeforeMs)
       this.report(ctx, t, 'pending', undefined, memo.waiting)
       return
     }
@@ -549,6 +569,8 @@ export class TaskAgent {
     if (input.nowMs >= memo.notBeforeMs) {
       // A dead container cannot be started again: it goes, and the next step runs a new one.
       ctx.emit(c.state === 'dead' ? { kind: 'remove', containerId: c.id } : { kind: 'start', task: id, containerId: c.id })
+    } else {
+      this.wake(input, memo.notBeforeMs)
     }
     this.report(ctx, t, 'pending', c.id, memo.waiting)
   }

@@ -652,6 +652,23 @@ describe('determinism', () => {
   })
 })
 
+describe('next wake', () => {
+  it('names the earliest back-off, drain or onDisconnect deadline, and null when nothing waits', () => {
+    const h = new Host([service({ name: 'web', restart: { delayMs: 3000 }, onDisconnect: { action: 'stop', afterMs: 60_000 } })], [mine(1)])
+    h.settle()
+    expect(h.agent.nextWakeMs()).toBeNull()
+    h.exit('c1', 1)
+    h.step()
+    expect(h.agent.nextWakeMs()).toBe(T0 + 3000)
+    h.add(instance('gone', 'web.5.1'))
+    h.step()
+    expect(h.agent.nextWakeMs()).toBe(T0 + 1000)
+    h.leaderlessSinceMs = T0 - 59_500
+    h.step()
+    expect(h.agent.nextWakeMs()).toBe(T0 + 500)
+  })
+})
+
 describe('engine times', () => {
   it.each([
     '2024-05-01T12:00:00Z', '2024-05-01T12:00:00.123456789Z', '1999-12-31T23:59:59.9Z', '2024-02-29T00:00:00+02:00', '2030-01-01T00:00:00.5-05:30',
