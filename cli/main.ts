@@ -9,6 +9,7 @@ import { kvCommand, KV_USAGE } from './commands/kv.ts'
 import { lockCommand } from './commands/lock.ts'
 import { psCommand, hostsCommand, PS_USAGE } from './commands/ps.ts'
 import { simulateCommand, SIMULATE_USAGE } from './commands/simulate.ts'
+import { serviceCommand, hostCommand, serviceUsage, HOST_USAGE } from './commands/service.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -23,6 +24,12 @@ Inspect the cluster (every command takes --api SOCKET or env SHOAL_API):
                      containers of every host of the cluster
   events [--json]    live stream of cluster events (--history: recent ones first)
   event NAME [DATA]  fire a user event to every peer
+
+Services (the leader's scheduler places them; every host runs its share):
+  service create NAME --image IMG [--replicas N] [--port P]... [-- CMD]   (--help: every flag)
+  service apply -f FILE | ls | ps NAME | inspect NAME | scale NAME=N | update NAME ...
+  service rollback NAME | rebalance NAME | rm NAME
+  host drain NAME | host activate NAME
 
 Replicated key-value store (writes through Raft, reads from this peer's replica):
   kv put KEY VALUE | kv get KEY [--consistent] | kv del KEY | kv list [PREFIX] [--json]
@@ -47,6 +54,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ps: psCommand,
   hosts: hostsCommand,
   simulate: simulateCommand,
+  service: serviceCommand,
+  host: hostCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -115,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
   if (own.includes('--help') || own.includes('-h')) {
-    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE }
+    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE, service: serviceUsage(rest[0]), host: HOST_USAGE }
     process.stdout.write(usage[command] === undefined ? USAGE : `${usage[command]}\n`)
     return 0
   }
