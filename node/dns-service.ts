@@ -173,6 +173,11 @@ export class DnsService {
     })
   }
 
+  /** Where containers on this host reach this peer's DNS (bridge gateway IPs, port 53), or none. */
+  containerResolvers(): string[] {
+    return this.bridge?.addresses.map((a) => a.host) ?? []
+  }
+
   view(): DnsView | null {
     if (this.main === null) return null
     return {

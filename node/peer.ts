@@ -41,6 +41,7 @@ import { listContainers, listHosts } from './container-views.ts'
 import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
 import { SchedulerLoop } from './scheduler-loop.ts'
+import { TaskAgentDriver } from './task-agent.ts'
 import { ServiceApi } from './service-api.ts'
 import { serviceEventsOf, SERVICE_EVENT_PREFIXES } from './service-events.ts'
 
@@ -98,6 +99,10 @@ export interface StatusView {
   runtime: RuntimeStatus['runtime']
   runtimeStatus: RuntimeStatus
   hostSync: HostSync['stats'] | null
+  /** The leader's scheduler rounds (counted on whichever peer led). */
+  scheduler: SchedulerLoop['stats'] | null
+  /** This host's agent: steps, engine and report actions, failures. */
+  tasks: TaskAgentDriver['stats'] | null
   /** Null with --dns off. */
   dns: DnsView | null
   startedAt: string
@@ -143,6 +148,7 @@ export class Peer {
   private lostMarking = false
   private hostSync: HostSync | null = null
   private scheduler: SchedulerLoop | null = null
+  private taskAgent: TaskAgentDriver | null = null
   private services: ServiceApi | null = null
   private unwatchServiceEvents: Array<() => void> = []
   private dns: DnsService | null = null
@@ -323,6 +329,21 @@ export class Peer {
     })
     this.hostSync.start()
     libp2p.addEventListener('self:peer:update', () => this.hostSync?.hostChanged())
+    this.taskAgent = new TaskAgentDriver({
+      selfId: this.peerId,
+      engine: runtime,
+      runtime,
+      machine,
+      watches,
+      kv: this.kv,
+      raftLeader: () => (raft.running ? raft.status().lead : null),
+      dns: () => this.dns?.containerResolvers() ?? [],
+      // An instance leaves DNS the moment its task stops wanting it; it keeps serving for this
+      // long (bounded by the answers' TTL) so clients that resolved it just before still reach it.
+      drainMs: Math.min(config.dnsTtl, 2) * 1000,
+      log: log.child('tasks'),
+    })
+    this.taskAgent.start()
     await runtime?.start()
 
     this.api = await startApiServer(config.apiSocket, this.routes(), log.child('api'))
@@ -358,6 +379,7 @@ export class Peer {
     this.eventLoop.stop()
     this.sessions?.stop()
     this.scheduler?.stop()
+    this.taskAgent?.stop()
     for (const u of this.unwatchServiceEvents) u()
     this.unwatchServiceEvents = []
     if (this.autopilot !== null) clearInterval(this.autopilot)
@@ -391,6 +413,8 @@ export class Peer {
       runtime: this.runtime?.status().runtime ?? 'none',
       runtimeStatus: this.runtime?.status() ?? NO_RUNTIME_STATUS,
       hostSync: this.hostSync?.stats ?? null,
+      scheduler: this.scheduler?.stats ?? null,
+      tasks: this.taskAgent?.stats ?? null,
       dns: this.dns?.view() ?? null,
       startedAt: this.startedAt,
       dataDir: this.config.dataDir,
