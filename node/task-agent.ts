@@ -5,8 +5,8 @@
  *
  * When it steps: after each runtime change, after each applied change under `tasks/`,
  * `services/` and this host's `task-states/<self>/` (WatchHub watches, as HostSync watches its
- * own records), and every second (back-off and drain deadlines), debounced so a burst of
- * changes is one step. Each step reads the whole view afresh, so a missed event costs at most
+ * own records), at the core's next deadline (a restart back-off, a drain) and every second,
+ * debounced so a burst of changes is one step. Each step reads the whole view afresh, so a missed event costs at most
  * a tick.
  *
  * What it does with the actions: engine operations (run, start, stop, remove) at most
@@ -17,9 +17,9 @@
  * redone by a later step (a refused run or start goes to the core, which weighs it against the
  * restart policy); nothing here rejects unhandled.
  *
- * Without an engine (`--docker none`), or before the runtime has listed its containers, or
- * while the engine is unreachable (its view is stale), it only deletes the task-state keys of
- * slots no longer assigned here.
+ * Without an engine (`--docker none`), before the runtime has listed its containers, while
+ * the engine is unreachable (its view is stale), or while `ready()` says the replica has not
+ * caught up, it only deletes the task-state keys of slots no longer assigned here.
  */
 import type { ContainerRuntime, RuntimeChange, TaskEngine } from '../runtime/runtime.ts'
 import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
@@ -67,6 +67,13 @@ export interface TaskAgentInit {
   log: Pick<Logger, 'debug' | 'info'>
   /** Wall-clock milliseconds (default Date.now): observations carry it as `sinceMs`. */
   now?: () => number
+  /**
+   * Whether the replica is fresh enough to act on (default always). A restarted peer's replica
+   * starts where its disk left off: until it has caught up, a task that moved away meanwhile
+   * still looks assigned here, and its exited container would be restarted for a moment. The
+   * peer can say "applied index reached the commit index the leader first told me" here.
+   */
+  ready?: () => boolean
 }
 
 /** Counters for `shoal status`. */
@@ -148,6 +155,7 @@ export class TaskAgentDriver {
       compacted: () => {
         // The history no longer reaches the cursor: watch again from now; the step reads everything anyway.
         stop()
+        this.unwatch = this.unwatch.filter((u) => u !== stop)
         if (!this.stopped) queueMicrotask(() => this.watch(prefix))
         this.schedule()
       },
@@ -217,8 +225,8 @@ export class TaskAgentDriver {
    * it an empty view would look like "nothing runs here" and every task would be run again).
    */
   private engineReady(): boolean {
-    const { engine, runtime } = this.init
-    return engine !== null && runtime !== null && runtime.status().degraded === null
+    const { engine, runtime, ready } = this.init
+    return engine !== null && runtime !== null && runtime.status().degraded === null && (ready?.() ?? true)
   }
 
   private runStep(): void {

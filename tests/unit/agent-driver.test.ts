@@ -59,10 +59,10 @@ afterEach(() => {
   for (const d of drivers.splice(0)) d.stop()
 })
 
-function driver(replica: Replica, runtime: MemoryRuntime | null, engine = runtime): TaskAgentDriver {
+function driver(replica: Replica, runtime: MemoryRuntime | null, engine = runtime, ready = (): boolean => true): TaskAgentDriver {
   const d = new TaskAgentDriver({
     selfId: SELF, engine, runtime, machine: replica.machine, watches: replica.watches, kv: replica.kv,
-    raftLeader: () => SELF, dns: () => ['10.0.0.1'], drainMs: 0, log: quiet,
+    raftLeader: () => SELF, dns: () => ['10.0.0.1'], drainMs: 0, log: quiet, ready,
   })
   drivers.push(d)
   d.start()
@@ -141,6 +141,18 @@ describe('TaskAgentDriver', () => {
     driver(replica, runtime)
     await vi.waitFor(() => expect(replica.observed('web', '1')).toMatchObject({ state: 'pending', error: expect.stringMatching(/nginx:1\.27/) }), { timeout: 5000, interval: 10 })
     expect(runtime.containers()).toEqual([])
+  })
+
+  it('acts on nothing until the replica is ready, then runs what is assigned', async () => {
+    const { replica, runtime } = await setup()
+    replica.putTask(task('web', 1, SELF, {}, null))
+    let ready = false
+    const d = driver(replica, runtime, runtime, () => ready)
+    await vi.waitFor(() => expect(d.stats.steps).toBeGreaterThanOrEqual(2), { timeout: 5000, interval: 10 })
+    expect(runtime.containers()).toEqual([])
+    expect(replica.writes).toEqual([])
+    ready = true
+    await vi.waitFor(() => expect(replica.observed('web', '1')?.state).toBe('running'), { timeout: 5000, interval: 10 })
   })
 
   it('without an engine it only deletes stale reports of this host', async () => {
