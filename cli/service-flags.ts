@@ -410,7 +410,8 @@ function flagOfPath(path: string, command: 'create' | 'update'): { flag: string;
     if (path !== prefix && !path.startsWith(`${prefix}.`) && !path.startsWith(`${prefix}[`)) continue
     const rest = path.slice(prefix.length)
     // A map key (env.FOO, labels["a.b"]) names the entry; a list index is only the flag's order.
-    const key = rest.startsWith('.') ? rest.slice(1) : rest.startsWith('["') ? (JSON.parse(rest.slice(1, rest.indexOf('"]') + 2)) as string) : null
+    const quoted = /^\[("(?:[^"\\]|\\.)*")\]/.exec(rest)?.[1]
+    const key = rest.startsWith('.') ? rest.slice(1) : quoted === undefined ? null : String(JSON.parse(quoted))
     return { flag, key }
   }
   return { flag: path, key: null }

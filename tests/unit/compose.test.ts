@@ -1,4 +1,5 @@
 import { describe, it, expect } from 'vitest'
+import fc from 'fast-check'
 import {
   COMPOSE_MAX_ERRORS, formatComposeError, parseBytes, parseComposeFile, parseDurationMs, parsePortText, splitShellWords,
   type ComposeError,
@@ -486,5 +487,24 @@ describe('text parsers shared with the flags', () => {
 
   it.each(['0', '65536', '80/sctp', '127.0.0.1:80:80', '[::1]:80:80', ':80', 'a:80', '9-8', '1-100', '8080:'])('port %j is refused', (text) => {
     expect(parsePortText(text).ok).toBe(false)
+  })
+})
+
+describe('parseComposeFile never throws', () => {
+  // Bad input gets errors, never an exception: random text, and random edits of a real file.
+  it('on random text', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 300 }), (text) => {
+      const r = parseComposeFile(text, 'f.yml')
+      return r.ok ? r.specs.length > 0 : r.errors.length > 0 && r.errors.every((e) => e.line >= 1 && e.column >= 1)
+    }), { numRuns: 500 })
+  })
+
+  it('on a real file with a span replaced by YAML-ish noise', () => {
+    const noise = fc.array(fc.constantFrom(':', '-', ' ', '\n', '[', ']', '{', '}', '&a', '*a', '<<', '"', "'", '$', '#', '!!', 'x', '1', 'null', '~', '?'), { maxLength: 12 })
+    fc.assert(fc.property(fc.nat(FULL.length), fc.nat(40), noise, (at, cut, parts) => {
+      const text = FULL.slice(0, at) + parts.join('') + FULL.slice(at + cut)
+      const r = parseComposeFile(text, 'f.yml')
+      return r.ok || r.errors.length > 0
+    }), { numRuns: 500 })
   })
 })
