@@ -191,13 +191,17 @@ describe('parseServiceUpdate', () => {
   it('with no flags gives the current spec back (a no-op for nextRecord)', () => {
     const r = updated(['web'], current)
     expect(r.spec).toEqual(current)
-    const record = { ...current, version: 7, previous: null }
-    expect(nextRecord(record, r.spec)).toEqual({ changed: false })
+    const stored = nextRecord(null, current)
+    if (!stored.changed) throw new Error('a new service is a change')
+    expect(nextRecord(stored.record, r.spec)).toEqual({ changed: false })
   })
 
   it('takes a stored record (version, previous) as the current spec and leaves them out of the input', () => {
-    const r = updated(['web', '--replicas', '4'], { ...current, version: 3, previous: null } as ServiceSpec)
+    const stored = nextRecord(null, current)
+    if (!stored.changed) throw new Error('a new service is a change')
+    const r = updated(['web', '--replicas', '4'], stored.record)
     expect(Object.keys(r.input)).not.toContain('version')
+    expect(Object.keys(r.input)).not.toContain('instanceVersion')
     expect(Object.keys(r.input)).not.toContain('previous')
     expect(r.spec.replicas).toBe(4)
   })
