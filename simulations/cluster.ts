@@ -13,6 +13,7 @@ import { stream, type Rng } from './random.ts'
 import { RaftSafetyChecker } from './checkers/raft-safety.ts'
 import { Scheduler } from './scheduler.ts'
 import { Trace } from './trace.ts'
+import type { ServiceObserver } from './services.ts'
 
 /** How a cluster is built. */
 export interface ClusterConfig {
@@ -47,6 +48,10 @@ export class SimCluster {
   readonly nodes = new Map<string, SimNode>()
   /** What happened how often (faults, snapshot installs, membership changes), for the summary. */
   readonly counts: Record<string, number> = {}
+  /** Who hears the scheduler's committed decisions (the services checkers), if anyone. */
+  serviceObserver: ServiceObserver | null = null
+  /** Called after every change the task agents' engines make (the rolling-update checker samples then). */
+  onEngineChange: (() => void) | null = null
   private readonly config: ClusterConfig
   private readonly clockRng: Rng
   private readonly numbers = new Map<string, number>()
@@ -76,6 +81,8 @@ export class SimCluster {
       send: (from, to, envelope) => this.network.send(from, to, envelope),
       seeds: (self) => [...this.nodes.keys()].filter((id) => id !== self && this.nodes.get(id)?.state !== 'stopped'),
       count: (what) => this.count(what),
+      serviceObserver: () => this.serviceObserver,
+      engineChanged: () => this.onEngineChange?.(),
     }
     const ids = Array.from({ length: config.voters }, (_, i) => `n${i + 1}`)
     const founding = { voters: ids, learners: [] }
@@ -225,7 +232,7 @@ export class SimCluster {
       disk,
       host: this.host,
       settings: this.config.settings,
-      rngs: { raft: stream(seed, `raft/${id}`), swim: stream(seed, `swim/${id}`), timer: stream(seed, `timer/${id}`), disk: stream(seed, `disk/${id}`) },
+      rngs: { raft: stream(seed, `raft/${id}`), swim: stream(seed, `swim/${id}`), timer: stream(seed, `timer/${id}`), disk: stream(seed, `disk/${id}`), engine: stream(seed, `engine/${id}`) },
     })
     this.nodes.set(id, node)
   }

@@ -16,6 +16,7 @@ import { batchOps, convergeOps } from '../runtime/container-reconcile.ts'
 import { ConvergeLoop } from '../runtime/converge-loop.ts'
 import { MemoryRuntime, MemoryRuntimeError } from '../runtime/memory-runtime.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
+import { TASK_LABEL } from '../runtime/container-labels.ts'
 import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, containerKey, encodeRecord, type Request, type StateStore, type TxnOp } from '../storage/statestore/index.ts'
 import type { Rng } from './random.ts'
 import type { Scheduler } from './scheduler.ts'
@@ -206,7 +207,8 @@ export class ContainerWorkload {
 
   private operate(host: EngineHost): void {
     const rt = host.runtime
-    const all = rt.engineContainers()
+    // Task containers are the host agent's: the users here play with their own containers only.
+    const all = rt.engineContainers().filter((c) => c.labels[TASK_LABEL] === undefined)
     const running = all.filter((c) => c.state === 'running')
     const idle = all.filter((c) => c.state !== 'running')
     if (this.down.has(host.id)) {

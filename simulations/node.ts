@@ -35,6 +35,8 @@ import { StateStore, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type Apply
 import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
+import { SimEngine } from './engine.ts'
+import { NO_SERVICE_FAULTS, SCHEDULER_WATCH, AGENT_WATCH, ServiceSide, type ServiceFaults, type ServiceObserver, type ServiceSettings } from './services.ts'
 import type { NodeClock } from './clock.ts'
 import type { DiskProfile, SimDisk } from './disk.ts'
 import type { Envelope } from './envelope.ts'
@@ -55,10 +57,12 @@ export interface DriverFaults {
   readonly localConsistentReads: boolean
   /** Turn container events into writes one by one, ignoring the runtime's full lists (no reconcile). */
   readonly containerEventsOnly: boolean
+  /** The services side's broken variants (simulations/services.ts). */
+  readonly services: ServiceFaults
 }
 
 /** No broken variant. */
-export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false, containerEventsOnly: false }
+export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false, containerEventsOnly: false, services: NO_SERVICE_FAULTS }
 
 /** How every node of a cluster is set up (the daemon's defaults unless a scenario says otherwise). */
 export interface NodeSettings {
@@ -73,6 +77,8 @@ export interface NodeSettings {
   readonly autopilot: AutopilotConfig
   readonly faults: DriverFaults
   readonly raftFaults: RaftTestingFaults | undefined
+  /** Services (scheduler loop, host agents, host records) run only when set. */
+  readonly services: ServiceSettings | null
 }
 
 /** Hooks through which the safety checker watches every node. */
@@ -104,6 +110,10 @@ export interface NodeHost {
   seeds(selfId: string): string[]
   /** Counts something that happened, for the run's summary. */
   count(what: string): void
+  /** Who hears about the services' decisions and engine changes (checkers), if anyone. */
+  serviceObserver(): ServiceObserver | null
+  /** A task container changed on some host's engine. */
+  engineChanged(): void
 }
 
 /** The node's own random streams, one per concern. */
@@ -116,6 +126,8 @@ export interface NodeRngs {
   readonly timer: Rng
   /** fsync latency and crash damage. */
   readonly disk: Rng
+  /** The host engine's operation latencies and health checks. */
+  readonly engine: Rng
 }
 
 /** What became of a proposal, as its client hears it. */
@@ -210,6 +222,8 @@ export class SimNode {
   soft: SoftState = { lead: null, role: 'follower' }
   /** Crashes and restarts so far; callbacks of an earlier life are ignored. */
   generation = 0
+  /** Since when (simulated µs) the peer has been down (crashed or stopped), or null while it runs. */
+  downSinceUs: number | null = null
 
   private readonly host: NodeHost
   private readonly settings: NodeSettings
@@ -234,6 +248,12 @@ export class SimNode {
   private lostMarking = false
   /** Set when an applied entry wrote under this host's container records. */
   private ownRecordsTouched = false
+  /** This host's engine as the task agent drives it (services scenarios only). */
+  readonly engine: SimEngine | null = null
+  /** This life's scheduler loop, host agent and host record (services scenarios only). */
+  private services: ServiceSide | null = null
+  /** Watches (services.ts AGENT_WATCH | SCHEDULER_WATCH) fired by entries applied in this Ready. */
+  private serviceWatches = 0
 
   /** Boots a node from `disk` and starts its timer. */
   constructor(init: { id: string; clock: NodeClock; disk: SimDisk; host: NodeHost; settings: NodeSettings; rngs: NodeRngs }) {
@@ -245,7 +265,13 @@ export class SimNode {
     this.rngs = init.rngs
     this.runtime = new MemoryRuntime({ identity: { hostId: init.id, hostName: init.id }, now: () => this.nowMs() })
     // Changes reach the peer as inputs: queued while it is paused, gone while it is down.
-    this.runtime.subscribe((change) => this.input(RAFT, () => this.containers?.onRuntime(change)))
+    this.runtime.subscribe((change) => this.input(RAFT, () => {
+      this.containers?.onRuntime(change)
+      this.services?.onRuntime(change)
+    }))
+    if (init.settings.services !== null) {
+      this.engine = new SimEngine({ runtime: this.runtime, scheduler: init.host.scheduler, rng: init.rngs.engine, changed: () => init.host.engineChanged() })
+    }
     this.boot()
     this.scheduleTick()
     this.startContainers()
@@ -360,6 +386,7 @@ export class SimNode {
     if (this.state === 'crashed' || this.state === 'stopped') return
     this.generation++
     this.state = 'crashed'
+    this.downSinceUs = this.host.scheduler.nowUs
     const report = this.disk.crash(this.rngs.disk, this.settings.disk)
     if (report.torn) this.host.count('torn-record')
     this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} crashes (disk: ${report.lost} unsynced record(s) lost${report.torn ? ', last surviving record torn' : ''}${report.survived > 0 ? `, ${report.survived} unsynced survived` : ''})`)
@@ -370,6 +397,7 @@ export class SimNode {
   restart(): void {
     if (this.state !== 'crashed' && this.state !== 'stopped') return
     this.generation++
+    this.downSinceUs = null
     this.disk.recover()
     this.boot()
     this.state = 'up'
@@ -443,6 +471,7 @@ export class SimNode {
         // A clean shutdown: the storage is closed after the last write, nothing is lost.
         this.disk.sync()
         this.state = 'stopped'
+        this.downSinceUs = now
         this.generation++
         this.host.trace.note(now, 'fault', `${this.id} has left and stopped${removable() ? ' (still a voter)' : ''}`)
         this.dropEverything()
@@ -508,6 +537,7 @@ export class SimNode {
       this.lastAutopilotMs = now
       this.runAutopilot(now)
     }
+    this.services?.tick(now)
   }
 
   private runAutopilot(now: number): void {
@@ -636,6 +666,13 @@ export class SimNode {
       this.ownRecordsTouched = false
       this.containers?.storeChanged()
     }
+    if (this.services !== null && (this.serviceWatches !== 0 || rd.snapshot !== undefined)) {
+      // WatchHub delivers after the apply, never inside the Ready.
+      const bits = rd.snapshot !== undefined ? AGENT_WATCH | SCHEDULER_WATCH : this.serviceWatches
+      this.serviceWatches = 0
+      const side = this.services
+      this.later(0, () => side.storeChanged(bits))
+    }
   }
 
   private sendRaft(m: Message): void {
@@ -676,6 +713,7 @@ export class SimNode {
     }
     const result = this.store.apply(e.index, decoded.command)
     if (this.containers !== null && result.ok && touchesPrefix(decoded.command.request, this.containers.ownPrefix)) this.ownRecordsTouched = true
+    if (this.services !== null && result.ok) this.serviceWatches |= this.services.watchesOf(requestKeys(decoded.command.request))
     this.leases.onCommand(decoded.command, result, this.nowMs())
     const key = proposalKey(decoded.command.origin, decoded.command.requestId)
     const pending = this.proposals.get(key)
@@ -817,12 +855,45 @@ export class SimNode {
       },
     }, this.runtime, this.settings.faults.containerEventsOnly)
     void this.runtime.start()
+    this.startServices()
+  }
+
+  /** This life's scheduler loop, host agent and host record (node/scheduler-loop.ts, node/task-agent.ts, HostSync). */
+  private startServices(): void {
+    const settings = this.settings.services
+    const engine = this.engine
+    if (settings === null || engine === null) return
+    const gen = this.generation
+    this.services = new ServiceSide({
+      selfId: this.id,
+      store: () => this.store,
+      // Whole milliseconds, as Date.now() gives the daemon: task and report times are stored as integers.
+      nowMs: () => Math.floor(this.nowMs()),
+      isLeader: () => this.state === 'up' && this.soft.role === 'leader',
+      hasLeader: () => this.soft.lead !== null,
+      members: () => this.membership.members(),
+      write: (request, asLeader, onDone) => {
+        this.proposeOwn(request, asLeader, (outcome) => this.later(0, () => onDone(outcome.kind === 'applied' ? outcome.result : null)))
+      },
+      after: (ms, fn) => {
+        if (gen === this.generation) this.later(ms, fn)
+      },
+      engine,
+      settings,
+      faults: this.settings.faults.services,
+      observer: () => this.host.serviceObserver(),
+      nowUs: () => this.host.scheduler.nowUs,
+      note: (text) => this.host.trace.note(this.host.scheduler.nowUs, 'docker', text),
+    })
   }
 
   /** This life ends: the peer stops watching its engine (the engine and its containers go on). */
   private stopContainers(): void {
     this.containers?.stop()
     this.containers = null
+    this.services?.stop()
+    this.services = null
+    this.serviceWatches = 0
     void this.runtime.stop()
   }
 
@@ -923,6 +994,21 @@ export class SimNode {
   /** A request id or read context unique to this node, across lives. */
   private freshId(kind: string): string {
     return `${this.id}.${this.generation}.${kind}${++this.counter}`
+  }
+}
+
+/** The keys (or prefixes) a request writes. */
+function requestKeys(request: Command['request']): string[] {
+  switch (request.type) {
+    case 'put':
+    case 'delete':
+      return [request.key]
+    case 'deletePrefix':
+      return [request.prefix]
+    case 'txn':
+      return [...request.success, ...request.failure].map((op) => (op.type === 'deletePrefix' ? op.prefix : op.key))
+    default:
+      return []
   }
 }
 

@@ -32,9 +32,18 @@ import { checkHistory } from './checkers/linearizability.ts'
 import { checkLiveness, type LivenessObservation } from './checkers/liveness.ts'
 import { checkLocks } from './checkers/locks.ts'
 import { ViolationError, type Violation } from './checkers/violation.ts'
+import { checkServicesConverged, PlacementChecker, RolloutChecker, type ServiceHostTruth } from './checkers/services.ts'
+import { DEFAULT_SERVICE_WORKLOAD, ServiceWorkload } from './service-workload.ts'
 
 /** Broken variants a run can inject, to prove the checkers catch them (test-only). */
-export type Injection = 'count-stale-votes' | 'ack-before-fsync' | 'local-consistent-reads' | 'container-events-only'
+export type Injection =
+  | 'count-stale-votes'
+  | 'ack-before-fsync'
+  | 'local-consistent-reads'
+  | 'container-events-only'
+  | 'scheduler-ignores-liveness'
+  | 'agent-no-stop-obsolete'
+  | 'rollout-ignores-health'
 
 /** Every injection, with what it breaks. */
 export const INJECTIONS: Readonly<Record<Injection, string>> = {
@@ -42,6 +51,9 @@ export const INJECTIONS: Readonly<Record<Injection, string>> = {
   'ack-before-fsync': 'the driver sends votes and append acks before their fsync and syncs once a second',
   'local-consistent-reads': 'the driver serves consistent reads from the local replica without ReadIndex',
   'container-events-only': 'a host writes its container records from events alone, never reconciling with the full list',
+  'scheduler-ignores-liveness': 'the leader\'s scheduler sees every host as alive: it places on dead hosts and reschedules nothing',
+  'agent-no-stop-obsolete': 'host agents never stop a container that is no longer its task\'s current instance',
+  'rollout-ignores-health': 'rolling updates do not wait for health: every new instance counts as running and stable at once',
 }
 
 /** What to run. */
@@ -97,6 +109,10 @@ export const LIVENESS_BOUND_MS = 10_000
 const CONVERGE_MAX_MS = 30_000
 /** Bound on events per phase of a run (a whole run takes 5-50 thousand): past it the run is reported as a livelock. */
 const EVENTS_MAX = 5_000_000
+/** After the KV checks, services get this long (simulated) to converge before they are judged. */
+export const SERVICES_CONVERGE_MAX_MS = 60_000
+/** How often the services' convergence is looked at while waiting. */
+const SERVICES_POLL_MS = 250
 /** A probe or final-read attempt is abandoned after this long and retried through another node. */
 const PROBE_TIMEOUT_MS = 1_000
 /** Attempts at a final read per key. */
@@ -114,6 +130,7 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
   autopilot: { deadGraceMs: 30_000, caughtUpLagEntries: 128 },
   faults: NO_DRIVER_FAULTS,
   raftFaults: undefined,
+  services: null,
 }
 
 /** The command that replays one failing run with its timeline. */
@@ -135,6 +152,11 @@ export function runSeed(options: RunOptions): RunResult {
       ackBeforeFsync: inject.includes('ack-before-fsync'),
       localConsistentReads: inject.includes('local-consistent-reads'),
       containerEventsOnly: inject.includes('container-events-only'),
+      services: {
+        schedulerIgnoresLiveness: inject.includes('scheduler-ignores-liveness'),
+        agentNoStopObsolete: inject.includes('agent-no-stop-obsolete'),
+        rolloutIgnoresHealth: inject.includes('rollout-ignores-health'),
+      },
     },
     raftFaults: inject.includes('count-stale-votes') ? { countStaleTermVotes: true } : undefined,
   }
@@ -160,6 +182,18 @@ export function runSeed(options: RunOptions): RunResult {
     log: (text) => cluster.trace.note(scheduler.nowUs, 'docker', text),
   })
   const probeRng = stream(seed, 'probe')
+  // Services run only in the scenarios that have them; the others keep their seeds and digests.
+  const services = settings.services === null ? null : new ServiceWorkload({ cluster, api, rng: stream(seed, 'services'), config: { ...DEFAULT_SERVICE_WORKLOAD, ...setup.serviceWorkload } })
+  const placement = new PlacementChecker((host) => cluster.nodes.get(host)?.downSinceUs ?? null)
+  const rollouts = new RolloutChecker({
+    engines: () => cluster.ids().map((id) => cluster.node(id).runtime.engineContainers()),
+    faultActive: () => cluster.network.partitioned || cluster.ids().some((id) => cluster.node(id).state !== 'up'),
+  })
+  if (services !== null) {
+    cluster.serviceObserver = placement
+    cluster.onEngineChange = () => rollouts.sample(scheduler.nowUs)
+    services.onSpecCommitted = (name, before, after) => rollouts.specCommitted(name, before, after)
+  }
   const violations: Violation[] = []
   const faultEndUs = scenario.faultMs * 1000
   let liveness: LivenessObservation | null = null
@@ -185,17 +219,20 @@ export function runSeed(options: RunOptions): RunResult {
   try {
     workload.start(faultEndUs)
     containerWorkload.start(faultEndUs)
+    services?.start(faultEndUs)
     scenario.faults(ctx)
     scheduler.runUntil(faultEndUs, undefined, EVENTS_MAX)
 
     healEverything(cluster)
     workload.stop()
     containerWorkload.stop()
+    services?.stop()
     trace.note(scheduler.nowUs, 'phase', 'faults healed; liveness phase')
     liveness = runLiveness(cluster, api, history, probeRng)
     violations.push(...checkLiveness(liveness))
 
     settle(cluster, workload, history, api, probeRng, liveness.healedAtUs)
+    if (services !== null) violations.push(...convergeServices(cluster, services))
   } catch (err) {
     stoppedEarly = true
     violations.push(asViolation(err, scheduler.nowUs))
@@ -245,7 +282,12 @@ export function runSeed(options: RunOptions): RunResult {
       inconclusiveKeys,
       leaderAfterHealMs: liveness === null || liveness.leaderAtUs === null ? null : (liveness.leaderAtUs - liveness.healedAtUs) / 1000,
       commitAfterHealMs: liveness === null || liveness.commitAtUs === null ? null : (liveness.commitAtUs - liveness.healedAtUs) / 1000,
-      counts: { ...cluster.counts, ...containerWorkload.counts, replayed: cluster.network.stats.replayed },
+      counts: {
+        ...cluster.counts,
+        ...containerWorkload.counts,
+        replayed: cluster.network.stats.replayed,
+        ...(services === null ? {} : { ...services.counts, 'placements-checked': placement.checked, 'rollouts-watched': rollouts.opened, 'rollouts-completed': rollouts.completed, 'rollouts-cut-by-fault': rollouts.closedByFault }),
+      },
     },
     traceLines: trace.lines,
   }
@@ -383,6 +425,35 @@ function finalRead(cluster: SimCluster, api: ClientApi, history: History, rng: R
     op.outcome = 'fail'
     retry()
   })
+}
+
+/**
+ * Services after healing: the user fixes what is broken (a broken image, a paused rollout),
+ * then every service must converge within SERVICES_CONVERGE_MAX_MS; what does not is reported
+ * (service-convergence, slot-uniqueness) as it stands at the bound.
+ */
+function convergeServices(cluster: SimCluster, services: ServiceWorkload): Violation[] {
+  const scheduler = cluster.scheduler
+  const limitUs = scheduler.nowUs + SERVICES_CONVERGE_MAX_MS * 1000
+  services.repair(limitUs)
+  const verdict = (): Violation[] => {
+    const leader = cluster.leader()
+    if (leader === undefined) return [{ checker: 'liveness', atUs: scheduler.nowUs, message: 'no leader while services converge' }]
+    const live = new Set(members(cluster))
+    const hosts: ServiceHostTruth[] = cluster.ids().map((id) => ({ id, live: live.has(id), engine: cluster.node(id).runtime.engineContainers() }))
+    return checkServicesConverged(leader.store, hosts, scheduler.nowUs)
+  }
+  let converged = false
+  const poll = (): void => {
+    if (converged || scheduler.nowUs >= limitUs) return
+    converged = services.repairDone && verdict().length === 0
+    if (!converged) scheduler.after(SERVICES_POLL_MS * 1000, poll)
+  }
+  poll()
+  scheduler.runUntil(limitUs, () => converged, EVENTS_MAX)
+  const out = verdict()
+  if (converged) cluster.trace.note(scheduler.nowUs, 'phase', 'services converged')
+  return out
 }
 
 /** A thrown error as a violation: a checker's own, or a core's assertion. */

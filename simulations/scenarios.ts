@@ -10,6 +10,9 @@ import { LAN_PROFILE, type NetworkProfile } from './network.ts'
 import type { NodeSettings } from './node.ts'
 import type { Rng } from './random.ts'
 import type { WorkloadConfig } from './workload.ts'
+import type { ServiceWorkloadConfig } from './service-workload.ts'
+import type { ServiceSettings } from './services.ts'
+import { TASK_LABEL } from '../runtime/container-labels.ts'
 
 /** What a scenario's fault plan works with. */
 export interface FaultContext {
@@ -33,6 +36,8 @@ export interface ScenarioSetup {
   readonly maxClockDrift?: number
   readonly settings?: Partial<NodeSettings>
   readonly workload?: Partial<WorkloadConfig>
+  /** The services workload's knobs (services run when `settings.services` is set). */
+  readonly serviceWorkload?: Partial<ServiceWorkloadConfig>
 }
 
 /** One named scenario. */
@@ -405,6 +410,100 @@ const clockSkew: Scenario = {
   },
 }
 
+/** Services settings of the services scenarios: a 2 s reschedule grace, a 1 s drain, hosts in zones a (odd) and b (even). */
+const SERVICES: ServiceSettings = {
+  rescheduleGraceMs: 2_000,
+  drainMs: 1_000,
+  labels: (id) => ({ zone: Number(id.slice(1)) % 2 === 1 ? 'a' : 'b' }),
+}
+
+/** Running task containers on `id`'s engine. */
+function taskCount(cluster: SimCluster, id: string): number {
+  return cluster.node(id).runtime.engineContainers().filter((c) => c.state === 'running' && c.labels[TASK_LABEL] !== undefined).length
+}
+
+/** A running node with the most running task containers (ties drawn at random), if any runs one. */
+function busiest(ctx: FaultContext): string | undefined {
+  const ids = running(ctx.cluster).filter((id) => ctx.cluster.node(id).state === 'up')
+  const counts = ids.map((id) => [id, taskCount(ctx.cluster, id)] as const)
+  const max = Math.max(0, ...counts.map(([, n]) => n))
+  const top = counts.filter(([, n]) => n === max && n > 0).map(([id]) => id)
+  return top.length === 0 ? undefined : ctx.rng.pick(top)
+}
+
+const serviceHostCrash: Scenario = {
+  name: 'service-host-crash',
+  summary: 'services run; the host running the most tasks loses power for 4-9 s (past the reschedule grace: its tasks move) and comes back',
+  faultMs: 22_000,
+  setup: { settings: { services: SERVICES } },
+  faults(ctx) {
+    ctx.rounds(5_000, 19_000, () => {
+      const victim = busiest(ctx)
+      if (victim === undefined) return 1_000
+      ctx.cluster.crash(victim)
+      const downMs = ctx.rng.between(4_000, 9_000)
+      ctx.at(nowMs(ctx) + downMs, () => ctx.cluster.restart(victim))
+      return downMs + ctx.rng.between(2_000, 4_000)
+    })
+  },
+}
+
+const servicePartition: Scenario = {
+  name: 'service-partition',
+  summary: 'services run; the host running the most tasks is cut off for 2-8 s (sometimes past the grace: its tasks move while its engine runs them) and comes back',
+  faultMs: 22_000,
+  setup: { settings: { services: SERVICES } },
+  faults(ctx) {
+    ctx.rounds(5_000, 19_000, () => {
+      const victim = busiest(ctx)
+      if (victim === undefined) return 1_000
+      const ids = present(ctx.cluster)
+      ctx.cluster.partition([[victim], rest(ids, [victim])])
+      const holdMs = ctx.rng.between(2_000, 8_000)
+      ctx.at(nowMs(ctx) + holdMs, () => ctx.cluster.heal())
+      return holdMs + ctx.rng.between(2_000, 4_000)
+    })
+  },
+}
+
+const serviceRollingUpdateLeaderChange: Scenario = {
+  name: 'service-rolling-update-leader-change',
+  summary: 'rolling updates (some to a broken image that fails its health check) while the leader is killed or cut off; the next leader carries the rollout on',
+  faultMs: 22_000,
+  setup: { settings: { services: SERVICES }, serviceWorkload: { mix: { scale: 1, update: 6, broken: 1.5, remove: 0 }, gapMs: [500, 2_000] } },
+  faults(ctx) {
+    ctx.rounds(4_000, 20_000, () => {
+      const leader = ctx.cluster.leader()?.id
+      if (leader === undefined) return 500
+      if (ctx.rng.chance(0.5)) {
+        ctx.cluster.crash(leader)
+        ctx.at(nowMs(ctx) + ctx.rng.between(500, 3_000), () => ctx.cluster.restart(leader))
+      } else {
+        ctx.cluster.partition([[leader], rest(present(ctx.cluster), [leader])])
+        ctx.at(nowMs(ctx) + ctx.rng.between(1_000, 3_000), () => ctx.cluster.heal())
+      }
+      return ctx.rng.between(3_500, 6_000)
+    })
+  },
+}
+
+const serviceScaleLossy: Scenario = {
+  name: 'service-scale-lossy',
+  summary: 'services scaled up and down (and now and then updated or removed) while messages are dropped, duplicated, delayed and replayed',
+  faultMs: 20_000,
+  setup: { settings: { services: SERVICES }, serviceWorkload: { mix: { scale: 6, update: 1, broken: 0, remove: 0.3 }, gapMs: [400, 1_500], maxReplicas: 6 } },
+  faults(ctx) {
+    ctx.rounds(1_000, 20_000, () => {
+      if (ctx.rng.chance(0.2)) ctx.cluster.setNetwork(LAN_PROFILE, 'healthy LAN')
+      else {
+        const p = lossyProfile(ctx.rng)
+        ctx.cluster.setNetwork(p, `lossy: drop ${(p.dropChance * 100).toFixed(0)}%, duplicate ${(p.duplicateChance * 100).toFixed(0)}%, ${(p.tailChance * 100).toFixed(0)}% delayed up to ${(p.tailMaxUs / 1000).toFixed(0)} ms`)
+      }
+      return ctx.rng.between(1_000, 4_000)
+    })
+  },
+}
+
 /** Every named scenario, in the order `all` runs them. */
 export const SCENARIOS: readonly Scenario[] = [
   leaderPartition,
@@ -418,6 +517,10 @@ export const SCENARIOS: readonly Scenario[] = [
   membershipChange,
   snapshotInstall,
   clockSkew,
+  serviceHostCrash,
+  servicePartition,
+  serviceRollingUpdateLeaderChange,
+  serviceScaleLossy,
 ]
 
 /** The scenario called `name`, if any. */

@@ -17,6 +17,10 @@ export type CheckerName =
   | 'liveness'
   | 'lock-safety'
   | 'container-records'
+  | 'service-convergence'
+  | 'slot-uniqueness'
+  | 'task-placement'
+  | 'rolling-update-bounds'
 
 /** One breach of a property. */
 export interface Violation {

@@ -1,0 +1,497 @@
+// One peer's side of services in the simulator, for one life of the node:
+//
+// - the leader's scheduler loop, as node/scheduler-loop.ts drives it:
+//   readSchedulerState → SchedHost[] from host records and this peer's failure
+//   detector (a host the leader has not heard of counts as dead since it became
+//   leader) → reconcile → changeTxns (mark-lost left to the autopilot's
+//   lost-marking), proposed as the leader's own commands one at a time, one
+//   round at a time, again after applied changes that matter and every
+//   SCHEDULER_TICK_MS;
+// - the host agent, as node/task-agent.ts drives the pure TaskAgent: a step
+//   after runtime changes and applied changes under tasks/, services/ and this
+//   host's task-states/ (debounced), every second and at the core's next
+//   deadline; engine operations 4 at a time against the host's SimEngine,
+//   reports 8 at a time as this peer's writes; an action's key stays busy until
+//   it is done and the runtime has shown its effect (or a second passed);
+// - the host record hosts/<self> (HostSync writes it in the daemon).
+//
+// Broken variants (test-only) wrap the cores' inputs and outputs here, so the
+// cores stay as shipped.
+
+import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
+import type { Member } from '../protocols/gossip/failure-detector.ts'
+import { changeTxns } from '../runtime/scheduler/proposals.ts'
+import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
+import type { SchedHost } from '../runtime/scheduler/feasible.ts'
+import { readSchedulerState } from '../runtime/scheduler/state.ts'
+import { decodeServiceRecord, type ServiceRecord } from '../runtime/scheduler/spec.ts'
+import {
+  HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX,
+  decodeObserved, decodeTask, encodeObserved, type Observed, type Task,
+} from '../runtime/scheduler/task.ts'
+import type { RuntimeChange } from '../runtime/runtime.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, encodeRecord, hostKey, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
+import { sameBytes } from '../runtime/container-reconcile.ts'
+import type { SimEngine } from './engine.ts'
+
+/** node/scheduler-loop.ts SCHEDULER_TICK_MS. */
+export const SCHEDULER_TICK_MS = 250
+/** node/task-agent.ts constants. */
+export const TASK_AGENT_TICK_MS = 1000
+export const TASK_AGENT_DEBOUNCE_MS = 20
+export const TASK_AGENT_ENGINE_CONCURRENCY = 4
+export const TASK_AGENT_KV_CONCURRENCY = 8
+export const TASK_AGENT_SETTLE_MS = 1000
+export const TASK_AGENT_QUEUE_MAX = 1024
+
+/** How services run on every node of a scenario that has them. */
+export interface ServiceSettings {
+  /** `--reschedule-grace`: how long a host must stay dead before its tasks go elsewhere. */
+  readonly rescheduleGraceMs: number
+  /** How long an instance that left DNS keeps running before it is stopped. */
+  readonly drainMs: number
+  /** Host labels by node id (constraints match them); nodes not listed get none. */
+  readonly labels: (nodeId: string) => Readonly<Record<string, string>>
+}
+
+/** Broken variants of the services side (test-only). */
+export interface ServiceFaults {
+  /** The scheduler's hosts all look alive: feasibility places on dead hosts, and nothing is rescheduled. */
+  readonly schedulerIgnoresLiveness: boolean
+  /** The agent never stops a container that is no longer its task's (obsolete or duplicate). */
+  readonly agentNoStopObsolete: boolean
+  /** The rollout does not wait for health: every task of a batch counts as running and stable. */
+  readonly rolloutIgnoresHealth: boolean
+}
+
+export const NO_SERVICE_FAULTS: ServiceFaults = { schedulerIgnoresLiveness: false, agentNoStopObsolete: false, rolloutIgnoresHealth: false }
+
+/** A committed scheduling decision: a task (re)assigned to `host`, as decided at `decidedUs`. */
+export interface Assignment {
+  readonly leader: string
+  readonly decidedUs: number
+  readonly kind: Change['kind']
+  readonly task: Task
+  readonly spec: ServiceRecord | undefined
+  /** The hosts as the leader's failure detector and store saw them when it decided (before any broken variant). */
+  readonly hosts: readonly SchedHost[]
+  readonly nowMs: number
+  readonly graceMs: number
+}
+
+/** What the checkers hear from the services side. */
+export interface ServiceObserver {
+  /** A scheduler txn with task assignments committed. */
+  assigned(a: Assignment): void
+}
+
+/** What the services side needs from its node (one life of it). */
+export interface ServiceDriver {
+  readonly selfId: string
+  store(): StateStore
+  nowMs(): number
+  isLeader(): boolean
+  /** Whether this peer knows a Raft leader (the agent's leaderlessSinceMs). */
+  hasLeader(): boolean
+  members(): Member[]
+  /** Proposes `request` as this peer's command (`asLeader`: the leader's own); `onDone` hears the applied result, or null. */
+  write(request: Request, asLeader: boolean, onDone: (result: ApplyResult | null) => void): void
+  /** Runs `fn` as an input of this life after `ms`. */
+  after(ms: number, fn: () => void): void
+  readonly engine: SimEngine
+  readonly settings: ServiceSettings
+  readonly faults: ServiceFaults
+  observer(): ServiceObserver | null
+  /** Simulated µs now (for the checkers' timeline). */
+  nowUs(): number
+  note(text: string): void
+}
+
+/** Prefixes the scheduler loop watches (node/scheduler-loop.ts WATCHED). */
+const SCHEDULER_WATCHED = [SERVICES_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, SERVICE_STATUS_PREFIX, HOST_AVAILABILITY_PREFIX, HOSTS_PREFIX, CONTAINERS_PREFIX]
+
+/** Which watches an applied request fires: bit 1 the agent's, bit 2 the scheduler's. */
+export const AGENT_WATCH = 1
+export const SCHEDULER_WATCH = 2
+
+const UNREADABLE_REPORT: Observed = Object.freeze({ generation: 0, state: 'pending', sinceMs: 0 })
+
+type Lane = 'engine' | 'kv'
+
+/** The services side of one life of a node. */
+export class ServiceSide {
+  private readonly d: ServiceDriver
+  private readonly agentPrefixes: readonly string[]
+  private stopped = false
+  // Scheduler loop.
+  private schedRunning = false
+  private schedDirty = false
+  private leaderSinceMs: number | null = null
+  private lastSchedTickMs: number
+  // Agent driver.
+  private readonly agent = new TaskAgent()
+  private readonly busy = new Set<string>()
+  private readonly settling = new Map<string, number>()
+  private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
+  private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
+  private leaderlessSinceMs: number | null = null
+  private debounced = false
+  private wakeSeq = 0
+  private runtimeChanges = 0
+  private lastAgentTickMs: number
+  // Host record.
+  private hostWriting = false
+
+  constructor(driver: ServiceDriver) {
+    this.d = driver
+    this.agentPrefixes = [TASKS_PREFIX, SERVICES_PREFIX, `${TASK_STATES_PREFIX}${driver.selfId}/`]
+    const now = driver.nowMs()
+    this.lastSchedTickMs = now
+    this.lastAgentTickMs = now
+    this.writeHostRecord()
+    this.schedule()
+  }
+
+  /** Which watches a write under `key` fires (see AGENT_WATCH, SCHEDULER_WATCH). */
+  watchesOf(keys: readonly string[]): number {
+    let bits = 0
+    for (const key of keys) {
+      if (this.agentPrefixes.some((p) => key.startsWith(p) || p.startsWith(key))) bits |= AGENT_WATCH
+      if (SCHEDULER_WATCHED.some((p) => key.startsWith(p) || p.startsWith(key))) bits |= SCHEDULER_WATCH
+    }
+    return bits
+  }
+
+  /** Applied changes fired these watches (delivered after the apply, as WatchHub does). */
+  storeChanged(bits: number): void {
+    if ((bits & AGENT_WATCH) !== 0) this.schedule()
+    if ((bits & SCHEDULER_WATCH) !== 0) this.kick()
+  }
+
+  /** Every node tick: the scheduler's and the agent's timers. */
+  tick(nowMs: number): void {
+    if (this.stopped) return
+    if (nowMs - this.lastSchedTickMs >= SCHEDULER_TICK_MS) {
+      this.lastSchedTickMs = nowMs
+      this.kick()
+    }
+    if (nowMs - this.lastAgentTickMs >= TASK_AGENT_TICK_MS) {
+      this.lastAgentTickMs = nowMs
+      this.onAgentTick(nowMs)
+    }
+  }
+
+  /** This life ends. */
+  stop(): void {
+    this.stopped = true
+    this.queues.engine = []
+    this.queues.kv = []
+  }
+
+  // ------------------------------------------------------------ scheduler loop
+
+  /** SchedulerLoop.kick: rounds never overlap; a request during one runs another after it. */
+  kick(): void {
+    if (this.stopped) return
+    if (!this.d.isLeader()) {
+      this.leaderSinceMs = null
+      return
+    }
+    if (this.schedRunning) {
+      this.schedDirty = true
+      return
+    }
+    this.schedRunning = true
+    this.round(() => {
+      this.schedRunning = false
+      if (this.schedDirty && !this.stopped) {
+        this.schedDirty = false
+        // setImmediate in the daemon.
+        this.d.after(0, () => this.kick())
+      }
+    })
+  }
+
+  private round(done: () => void): void {
+    const d = this.d
+    const nowMs = d.nowMs()
+    this.leaderSinceMs ??= nowMs
+    const since = this.leaderSinceMs
+    const state = readSchedulerState(d.store())
+    const members = new Map(d.members().map((m) => [m.peerId, m]))
+    const hosts: SchedHost[] = state.hosts.map((h) => {
+      const m = members.get(h.peerId)
+      return {
+        id: h.peerId,
+        name: h.name,
+        labels: h.labels ?? {},
+        cpus: h.cpus,
+        memoryBytes: h.memoryBytes,
+        // A host this leader has not heard of yet counts as dead since it became leader.
+        liveness: m?.state ?? 'dead',
+        livenessSinceMs: m === undefined ? since : Math.max(m.stateSinceMs, since),
+        drained: state.drained.has(h.peerId),
+      }
+    })
+    const faults = d.faults
+    const seenHosts = faults.schedulerIgnoresLiveness ? hosts.map((h) => ({ ...h, liveness: 'alive' as const })) : hosts
+    const seenTasks = faults.rolloutIgnoresHealth ? state.tasks.map(assumeHealthy) : state.tasks
+    const graceMs = d.settings.rescheduleGraceMs
+    const changes = reconcile({
+      services: state.services, statuses: state.statuses, tasks: seenTasks, hosts: seenHosts,
+      containers: state.containers, nowMs, deadGraceMs: graceMs,
+    }).filter((c) => c.kind !== 'mark-lost')
+    if (changes.length === 0) return done()
+    const decidedUs = d.nowUs()
+    const specs = new Map(state.services.map((s) => [s.name, s]))
+    const txns = changeTxns(changes, state.revisions)
+    const next = (i: number): void => {
+      const txn = txns[i]
+      if (txn === undefined || this.stopped || !d.isLeader()) return done()
+      d.write(txn, true, (result) => {
+        if (this.stopped) return done()
+        if (result === null || !result.ok) return done()
+        if (result.response.type === 'txn' && !result.response.succeeded) {
+          this.schedDirty = true
+          return next(i + 1)
+        }
+        this.committed(txn, changes, { decidedUs, nowMs, hosts, specs, graceMs })
+        next(i + 1)
+      })
+    }
+    next(0)
+  }
+
+  /** Tells the checker about every assignment in a committed scheduler txn. */
+  private committed(txn: TxnRequest, changes: readonly Change[], at: { decidedUs: number; nowMs: number; hosts: readonly SchedHost[]; specs: ReadonlyMap<string, ServiceRecord>; graceMs: number }): void {
+    const observer = this.d.observer()
+    const keys = new Set(txn.success.map((op) => (op.type === 'deletePrefix' ? op.prefix : op.key)))
+    for (const c of changes) {
+      if (!keys.has(changeKey(c))) continue
+      this.d.note(`${this.d.selfId} (scheduler) ${describeChange(c)}`)
+      if (c.kind !== 'place' && c.kind !== 'migrate' && c.kind !== 'update') continue
+      observer?.assigned({ leader: this.d.selfId, decidedUs: at.decidedUs, kind: c.kind, task: c.task, spec: at.specs.get(c.task.service), hosts: at.hosts, nowMs: at.nowMs, graceMs: at.graceMs })
+    }
+  }
+
+  // ------------------------------------------------------------ host agent
+
+  /** A runtime change (TaskAgentDriver.onRuntime). */
+  onRuntime(change: RuntimeChange): void {
+    if (this.stopped) return
+    if (change.type === 'status') {
+      this.schedule()
+      return
+    }
+    this.runtimeChanges++
+    for (const key of this.settling.keys()) this.busy.delete(key)
+    this.settling.clear()
+    this.schedule()
+  }
+
+  private onAgentTick(nowMs: number): void {
+    for (const [key, at] of this.settling) {
+      if (nowMs - at >= TASK_AGENT_SETTLE_MS) {
+        this.settling.delete(key)
+        this.busy.delete(key)
+      }
+    }
+    if (this.d.store().get(hostKey(this.d.selfId)) === null) this.writeHostRecord()
+    this.schedule()
+  }
+
+  /** Something changed: step soon, one step per burst. */
+  private schedule(): void {
+    if (this.stopped || this.debounced) return
+    this.debounced = true
+    this.d.after(TASK_AGENT_DEBOUNCE_MS, () => {
+      this.debounced = false
+      this.runStep()
+    })
+  }
+
+  private view(nowMs: number): AgentInput {
+    const { selfId } = this.d
+    const store = this.d.store()
+    const tasks: Task[] = []
+    for (const kv of store.range(TASKS_PREFIX).kvs) {
+      const r = decodeTask(kv.value, kv.key)
+      if (!r.ok) continue
+      if (r.value.host === selfId || r.value.previous?.host === selfId) tasks.push({ ...r.value, observed: null })
+    }
+    const services = new Map<string, ServiceRecord>()
+    for (const kv of store.range(SERVICES_PREFIX).kvs) {
+      const r = decodeServiceRecord(kv.value)
+      if (r.ok && kv.key === `${SERVICES_PREFIX}${r.value.name}`) services.set(r.value.name, r.value)
+    }
+    const reported = new Map<string, Observed>()
+    for (const kv of store.range(`${TASK_STATES_PREFIX}${selfId}/`).kvs) {
+      const r = decodeObserved(kv.value)
+      reported.set(kv.key, r.ok ? r.value : UNREADABLE_REPORT)
+    }
+    if (this.d.hasLeader()) this.leaderlessSinceMs = null
+    else this.leaderlessSinceMs ??= nowMs
+    return {
+      selfId, nowMs, tasks, services,
+      containers: this.d.engine.runtime.containers(),
+      reported, dns: [],
+      leaderlessSinceMs: this.leaderlessSinceMs,
+      drainMs: this.d.settings.drainMs,
+      busy: this.busy,
+    }
+  }
+
+  private runStep(): void {
+    if (this.stopped) return
+    const nowMs = this.d.nowMs()
+    // A core that throws is a bug: it surfaces as a core-assertion violation.
+    let actions = this.agent.step(this.view(nowMs))
+    if (this.d.faults.agentNoStopObsolete) actions = actions.filter((a) => !(a.kind === 'stop' && /no longer assigned|duplicate container/.test(a.reason)))
+    this.armWake(nowMs)
+    const ready = this.d.engine.runtime.status().degraded === null
+    for (const a of actions) {
+      if (!ready && a.kind !== 'unreport') continue
+      this.enqueue(a)
+    }
+  }
+
+  private armWake(nowMs: number): void {
+    const seq = ++this.wakeSeq
+    const wakeMs = this.agent.nextWakeMs()
+    if (wakeMs === null || this.stopped) return
+    const inMs = Math.min(TASK_AGENT_TICK_MS, Math.max(0, wakeMs - nowMs) + 1)
+    this.d.after(inMs, () => {
+      if (seq === this.wakeSeq) this.schedule()
+    })
+  }
+
+  private enqueue(a: AgentAction): void {
+    const lane: Lane = a.kind === 'report' || a.kind === 'unreport' ? 'kv' : 'engine'
+    if (this.queues[lane].length >= TASK_AGENT_QUEUE_MAX) return
+    this.busy.add(actionKey(a))
+    this.queues[lane].push(a)
+    this.pump(lane)
+  }
+
+  private pump(lane: Lane): void {
+    const limit = lane === 'engine' ? TASK_AGENT_ENGINE_CONCURRENCY : TASK_AGENT_KV_CONCURRENCY
+    while (!this.stopped && this.running[lane] < limit) {
+      const a = this.queues[lane].shift()
+      if (a === undefined) return
+      this.running[lane]++
+      const changesBefore = this.runtimeChanges
+      this.execute(a, (settle) => this.finish(lane, a, settle && this.runtimeChanges === changesBefore))
+    }
+  }
+
+  private finish(lane: Lane, a: AgentAction, settle: boolean): void {
+    if (this.stopped) return
+    this.running[lane]--
+    const key = actionKey(a)
+    if (settle) this.settling.set(key, this.d.nowMs())
+    else this.busy.delete(key)
+    this.pump(lane)
+    this.schedule()
+  }
+
+  /** Runs one action; `done(settle)` as an input of this life (the engine finishes it even if the peer is gone). */
+  private execute(a: AgentAction, done: (settle: boolean) => void): void {
+    const d = this.d
+    const back = (settle: boolean): void => d.after(0, () => done(settle))
+    switch (a.kind) {
+      case 'report':
+        d.write({ type: 'put', key: a.key, value: encodeObserved(a.observed) }, false, () => done(false))
+        return
+      case 'unreport':
+        d.write({ type: 'delete', key: a.key }, false, () => done(false))
+        return
+      case 'run':
+      case 'start': {
+        const refused = (err: Error | null): void => {
+          d.after(0, () => {
+            if (err !== null) {
+              this.agent.runFailed(a.task, err, d.nowMs())
+              done(false)
+            } else done(true)
+          })
+        }
+        if (a.kind === 'run') {
+          d.note(`${d.selfId}: run task ${a.task} (${a.spec.image})`)
+          d.engine.runTask(a.spec, refused)
+        } else {
+          d.note(`${d.selfId}: start task ${a.task}`)
+          d.engine.startTask(a.containerId, refused)
+        }
+        return
+      }
+      case 'stop':
+        d.note(`${d.selfId}: stop container ${a.containerId.slice(0, 12)}: ${a.reason}`)
+        d.engine.stopTask(a.containerId, a.graceMs, (err) => back(err === null))
+        return
+      case 'remove':
+        d.engine.removeTask(a.containerId, (err) => back(err === null))
+        return
+      default: {
+        const never: never = a
+        return never
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ host record
+
+  /** HostSync's host record: written once per life when missing or different. */
+  private writeHostRecord(): void {
+    if (this.hostWriting || this.stopped) return
+    const d = this.d
+    const value = encodeRecord({ peerId: d.selfId, name: d.selfId, addrs: [], version: 'sim', cpus: 0, memoryBytes: 0, labels: { ...d.settings.labels(d.selfId) } })
+    const stored = d.store().get(hostKey(d.selfId))
+    if (stored !== null && sameBytes(stored.value, value)) return
+    this.hostWriting = true
+    d.write({ type: 'put', key: hostKey(d.selfId), value }, false, (result) => {
+      this.hostWriting = false
+      // Retried until it is there (HostSync's converge loop does the same).
+      if (result === null || !result.ok) d.after(500, () => this.writeHostRecord())
+    })
+  }
+}
+
+/** The key a change writes. */
+function changeKey(c: Change): string {
+  switch (c.kind) {
+    case 'mark-lost':
+      return `${CONTAINERS_PREFIX}${c.container.host}/${c.container.id}`
+    case 'set-status':
+      return `${SERVICE_STATUS_PREFIX}${c.status.service}`
+    case 'rollback':
+      return `${SERVICES_PREFIX}${c.service}`
+    default:
+      return c.key
+  }
+}
+
+/** One line of the timeline for a committed change. */
+function describeChange(c: Change): string {
+  switch (c.kind) {
+    case 'place':
+    case 'migrate':
+    case 'update':
+    case 'retire':
+      return `${c.kind} ${c.task.service}/${c.task.slot} gen ${c.task.generation} on ${c.task.host} v${c.task.specVersion}${c.task.previous === null ? '' : ` (previous on ${c.task.previous.host})`}: ${c.task.reason}`
+    case 'stop':
+      return `stop ${c.service}/${c.slot}: ${c.reason}`
+    case 'mark-lost':
+      return `mark lost ${c.container.name}`
+    case 'set-status':
+      return `status ${c.status.service} v${c.status.version} ${c.status.state}${c.status.message === '' ? '' : `: ${c.status.message}`}`
+    case 'rollback':
+      return `rollback ${c.service} to v${c.record.version}`
+  }
+}
+
+/** The rollout-ignores-health variant: every task counts as running and healthy for long. */
+function assumeHealthy(t: Task): Task {
+  const o = t.observed
+  if (o !== null && o.generation === t.generation && (o.state === 'failed' || o.state === 'unhealthy' || o.state === 'running')) return t
+  return { ...t, observed: { generation: t.generation, state: 'running', sinceMs: 0, ...(o?.containerId === undefined ? {} : { containerId: o.containerId }) } }
+}
