@@ -329,8 +329,19 @@ export class Peer {
     })
     this.hostSync.start()
     libp2p.addEventListener('self:peer:update', () => this.hostSync?.hostChanged())
+    // A restarted peer acts on its tasks only once its replica has caught up with the leader:
+    // before, it could restart the container of a task that moved away while it was down.
+    let caughtUp = false
+    const ready = (): boolean => {
+      if (caughtUp) return true
+      if (!raft.running) return false
+      const st = raft.status()
+      caughtUp = st.lead !== null && raft.applied >= st.commit
+      return caughtUp
+    }
     this.taskAgent = new TaskAgentDriver({
       selfId: this.peerId,
+      ready,
       engine: runtime,
       runtime,
       machine,
