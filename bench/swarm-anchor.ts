@@ -35,7 +35,7 @@
  *   as in the issue's anchor. Total time: until N tasks of the new spec run and no old one does.
  * create, scale and host death are measured `rounds` times; each rolling update once (quick mode
  * leaves out 6 tasks at parallelism 1 with the 10 s grace: ~75 s, and in the issue's anchor).
- * Quick mode with 2 rounds takes about 4 minutes on 2 shared cores; the full mode with 5, about 15.
+ * Quick mode with 2 rounds takes about 4 minutes on 2 shared cores; the full mode with 5, about 13.
  */
 import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
