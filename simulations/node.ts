@@ -292,6 +292,11 @@ export class SimNode {
     this.core.assertInvariants()
   }
 
+  /** What this node's failure detector says of every member (empty while the node is down). */
+  memberStates(): ReadonlyArray<{ readonly peerId: string; readonly state: string }> {
+    return this.alive ? this.membership.members() : []
+  }
+
   /** The failure detector's own consistency checks. */
   assertSwimInvariants(): void {
     this.membership.assertInvariants()

@@ -187,7 +187,9 @@ export function runSeed(options: RunOptions): RunResult {
   const placement = new PlacementChecker((host) => cluster.nodes.get(host)?.downSinceUs ?? null)
   const rollouts = new RolloutChecker({
     engines: () => cluster.ids().map((id) => cluster.node(id).runtime.engineContainers()),
-    faultActive: () => cluster.network.partitioned || cluster.ids().some((id) => cluster.node(id).state !== 'up'),
+    // A host fault, or its aftermath: until the leader sees every host alive again, it may still move their tasks.
+    faultActive: () => cluster.network.partitioned || cluster.ids().some((id) => cluster.node(id).state !== 'up') ||
+      (cluster.leader()?.memberStates().some((m) => m.state !== 'alive' && m.state !== 'left') ?? false),
   })
   if (services !== null) {
     cluster.serviceObserver = placement
@@ -451,9 +453,17 @@ function convergeServices(cluster: SimCluster, services: ServiceWorkload): Viola
   }
   poll()
   scheduler.runUntil(limitUs, () => converged, EVENTS_MAX)
-  const out = verdict()
-  if (converged) cluster.trace.note(scheduler.nowUs, 'phase', 'services converged')
-  return out
+  if (converged) {
+    cluster.trace.note(scheduler.nowUs, 'phase', 'services converged')
+    // The last stops and removals reach the container records too before they are checked.
+    const synced = (): boolean => members(cluster).every((id) => cluster.node(id).containersConverged())
+    const wait = (): void => {
+      if (!synced()) scheduler.after(50_000, wait)
+    }
+    wait()
+    scheduler.runUntil(scheduler.nowUs + CONVERGE_MAX_MS * 1000, synced, EVENTS_MAX)
+  }
+  return verdict()
 }
 
 /** A thrown error as a violation: a checker's own, or a core's assertion. */

@@ -20,6 +20,7 @@
  *    to the emptiest eligible host, one batch at a time, until counts differ by at most one.
  */
 import type { Container } from '../../storage/statestore/index.ts'
+import { TASK_LABEL } from '../container-labels.ts'
 import { capacityReason, feasibleHosts, infeasibleReason, staticReason, Usage, type SchedHost } from './feasible.ts'
 import { bestHost, rankHosts } from './rank.ts'
 import { instanceHash, rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'
@@ -91,7 +92,7 @@ export function reconcile(input: ReconcileInput): Change[] {
 
   for (const spec of services) {
     const own = tasks.filter((t) => t.service === spec.name)
-    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, changes, status: statusByName.get(spec.name) ?? null, instance: instanceHash(spec) }
+    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, changes, status: statusByName.get(spec.name) ?? null, instance: instanceHash(spec), containers: input.containers }
     if (spec.mode === 'global') reconcileGlobal(ctx, own)
     else reconcileReplicated(ctx, own)
   }
@@ -109,6 +110,8 @@ interface Ctx {
   readonly status: ServiceStatus | null
   /** instanceHash of the spec: what current instances run. */
   readonly instance: string
+  /** Every host's container records (to see a retired instance still draining). */
+  readonly containers: readonly Container[]
 }
 
 /**
@@ -131,6 +134,17 @@ function runningHealthy(t: Task): boolean {
 /** Running and healthy for at least `monitorMs`. */
 function stable(t: Task, monitorMs: number, nowMs: number): boolean {
   return runningHealthy(t) && t.observed !== null && nowMs - t.observed.sinceMs >= monitorMs
+}
+
+/** Whether an older instance of `t`'s slot still runs on a host that is not gone (by its `shoal.task` label). */
+function olderInstanceRunning(ctx: Ctx, t: Task): boolean {
+  const prefix = `${t.service}.${t.slot}.`
+  return ctx.containers.some((c) => {
+    const label = c.labels[TASK_LABEL]
+    if (c.state !== 'running' || label === undefined || !label.startsWith(prefix) || ctx.gone(c.host)) return false
+    const generation = Number(label.slice(prefix.length))
+    return Number.isSafeInteger(generation) && generation < t.generation
+  })
 }
 
 function failedState(t: Task): boolean {
@@ -351,7 +365,10 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   const active = rollingBack ? 'rolling-back' : 'updating'
 
   // Failures that got past judgeFailures are tolerated (ratio, or `continue`): they do not hold the rollout.
-  const inFlight = batch.filter((t) => !failedState(t) && !stable(t, cfg.monitorMs, nowMs))
+  // A batch is done once its old instances are down too: a retired start-first instance drains and
+  // stops after its replacement is healthy, and the next batch waits for that, so no more than
+  // `parallelism` extra instances ever run (found by the simulator, service-rolling-update-leader-change seed 14).
+  const inFlight = batch.filter((t) => !failedState(t) && (!stable(t, cfg.monitorMs, nowMs) || olderInstanceRunning(ctx, t)))
   const lastDone = batch.reduce((m, t) => Math.max(m, t.observed === null ? 0 : t.observed.sinceMs + cfg.monitorMs), 0)
   const ready = inFlight.length === 0 && (batch.length === 0 || nowMs >= lastDone + cfg.delayMs)
   if (outdated.length > 0) {

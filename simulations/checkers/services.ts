@@ -201,8 +201,9 @@ export class RolloutChecker {
     if (before === null || after === null || after.mode !== 'replicated' || before.mode !== 'replicated') return
     if (after.replicas !== before.replicas || instanceHash(after) === instanceHash(before) || this.faultActive()) return
     const counts = this.count(service)
-    // Steady: exactly the replicas, all healthy, nothing starting or extra.
-    if (counts.healthy !== before.replicas || counts.running !== before.replicas) return
+    // Steady: exactly the replicas, all healthy, nothing starting or extra, and the last rollout done
+    // (every instance made from the content the update starts from).
+    if (counts.healthy !== before.replicas || counts.running !== before.replicas || !this.allCurrent(service, before.instanceVersion)) return
     this.opened++
     this.windows.set(service, { replicas: after.replicas, parallelism: after.update.parallelism === 0 ? after.replicas : after.update.parallelism, order: after.update.order, version: after.version, openedUs: 0, lowest: counts.healthy, highest: counts.healthy })
   }
@@ -232,7 +233,7 @@ export class RolloutChecker {
     }
   }
 
-  /** Whether every running instance of `service` was made from spec `version` or later. */
+  /** Whether every running instance of `service` was made from spec `version` or later (its shoal.spec-version label). */
   private allCurrent(service: string, version: number): boolean {
     for (const engine of this.engines()) {
       for (const c of engine) {
