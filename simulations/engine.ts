@@ -9,7 +9,7 @@
 // meanwhile (only the answer is lost), and health checks keep running.
 //
 // Health: a container with a health check starts `starting` and turns
-// `healthy` 0.3-1.5 s later, or `unhealthy` when its image is a broken one
+// `healthy` 0.8-2.5 s later (a check every second that must pass once), or `unhealthy` when its image is a broken one
 // (a tag starting with `bad`), which is how the services workload makes a
 // rolling update fail its health check.
 
@@ -24,7 +24,7 @@ import type { Scheduler } from './scheduler.ts'
 export const RUN_DELAY_MS: readonly [number, number] = [200, 800]
 export const START_DELAY_MS: readonly [number, number] = [100, 400]
 export const REMOVE_DELAY_MS: readonly [number, number] = [20, 100]
-export const HEALTH_DELAY_MS: readonly [number, number] = [300, 1500]
+export const HEALTH_DELAY_MS: readonly [number, number] = [800, 2500]
 
 /** Whether an image is one the workload made broken: its health check never passes. */
 export function brokenImage(image: string): boolean {

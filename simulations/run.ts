@@ -111,6 +111,8 @@ const CONVERGE_MAX_MS = 30_000
 const EVENTS_MAX = 5_000_000
 /** After the KV checks, services get this long (simulated) to converge before they are judged. */
 export const SERVICES_CONVERGE_MAX_MS = 60_000
+/** How often the rolling-update checker samples besides engine changes. */
+const ROLLOUT_POLL_MS = 100
 /** How often the services' convergence is looked at while waiting. */
 const SERVICES_POLL_MS = 250
 /** A probe or final-read attempt is abandoned after this long and retried through another node. */
@@ -186,14 +188,18 @@ export function runSeed(options: RunOptions): RunResult {
   const services = settings.services === null ? null : new ServiceWorkload({ cluster, api, rng: stream(seed, 'services'), config: { ...DEFAULT_SERVICE_WORKLOAD, ...setup.serviceWorkload } })
   const placement = new PlacementChecker((host) => cluster.nodes.get(host)?.downSinceUs ?? null)
   const rollouts = new RolloutChecker({
-    engines: () => cluster.ids().map((id) => cluster.node(id).runtime.engineContainers()),
-    // A host fault, or its aftermath: until the leader sees every host alive again, it may still move their tasks.
-    faultActive: () => cluster.network.partitioned || cluster.ids().some((id) => cluster.node(id).state !== 'up') ||
-      (cluster.leader()?.memberStates().some((m) => m.state !== 'alive' && m.state !== 'left') ?? false),
+    engines: () => cluster.ids().map((id) => [id, cluster.node(id).runtime.engineContainers()] as const),
+    faultyHosts: () => faultyHosts(cluster),
   })
   if (services !== null) {
     cluster.serviceObserver = placement
     cluster.onEngineChange = () => rollouts.sample(scheduler.nowUs)
+    // Between engine changes too, so a short fault cannot slip between two samples.
+    const poll = (): void => {
+      rollouts.sample(scheduler.nowUs)
+      if (scheduler.nowUs < faultEndUs) scheduler.after(ROLLOUT_POLL_MS * 1000, poll)
+    }
+    scheduler.after(ROLLOUT_POLL_MS * 1000, poll)
     services.onSpecCommitted = (name, before, after) => rollouts.specCommitted(name, before, after)
   }
   const violations: Violation[] = []
@@ -305,6 +311,24 @@ function healEverything(cluster: SimCluster): void {
     if (n.state === 'paused') cluster.resume(id)
     if (n.state === 'crashed') cluster.restart(id)
   }
+}
+
+/**
+ * Hosts under a fault or its aftermath: down or paused, cut off from the leader (either way;
+ * without a leader, cut off from anyone), or not seen alive by the leader's failure detector
+ * (until then it may still move their tasks).
+ */
+function faultyHosts(cluster: SimCluster): Set<string> {
+  const ids = cluster.ids()
+  const leader = cluster.leader()
+  const out = new Set<string>()
+  const net = cluster.network
+  for (const id of ids) {
+    if (cluster.node(id).state !== 'up') out.add(id)
+    else if (net.partitioned && (leader === undefined ? ids.some((o) => o !== id && (net.isCut(id, o) || net.isCut(o, id))) : id !== leader.id && (net.isCut(id, leader.id) || net.isCut(leader.id, id)))) out.add(id)
+  }
+  for (const m of leader?.memberStates() ?? []) if (m.state !== 'alive' && m.state !== 'left') out.add(m.peerId)
+  return out
 }
 
 /** Nodes that run and are members of `leader`'s configuration. */

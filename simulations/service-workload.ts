@@ -15,6 +15,7 @@
 import { nextRecord, decodeServiceRecord, encodeServiceRecord, specOf, validateSpec, type ServiceRecord, type ServiceSpec } from '../runtime/scheduler/spec.ts'
 import { decodeServiceStatus, serviceStatusKey } from '../runtime/scheduler/task.ts'
 import { serviceKey, type Request } from '../storage/statestore/index.ts'
+import { readSchedulerState } from '../runtime/scheduler/state.ts'
 import type { ClientApi } from './client-api.ts'
 import type { SimCluster } from './cluster.ts'
 import { brokenImage } from './engine.ts'
@@ -44,6 +45,9 @@ export const SERVICE_NAMES: readonly string[] = ['web', 'api', 'jobs']
 
 /** A command is given up after this long (its outcome unknown); the user moves on. */
 const COMMAND_TIMEOUT_MS = 3_000
+/** How long the user follows a change before moving on anyway, and how often it looks. */
+const FOLLOW_MAX_MS = 12_000
+const FOLLOW_POLL_MS = 300
 /** How often the repair after the faults looks again. */
 const REPAIR_POLL_MS = 500
 
@@ -75,6 +79,8 @@ export class ServiceWorkload {
   private stopAtUs = 0
   private busy = false
   private repairing = false
+  /** Services whose last change the user follows until it converges (the CLI does), with the time it gives up. */
+  private readonly following = new Map<string, number>()
 
   constructor(init: { cluster: SimCluster; api: ClientApi; rng: Rng; config: ServiceWorkloadConfig }) {
     this.cluster = init.cluster
@@ -131,6 +137,24 @@ export class ServiceWorkload {
     return !this.repairing && !this.busy
   }
 
+  /**
+   * Whether `name` has converged on the leader's replica, as `service ls` says it (ServiceApi.list):
+   * every wanted instance runs the current content, healthy, nothing left to retire or roll.
+   */
+  private converged(name: string): boolean {
+    const leader = this.cluster.leader()
+    if (leader === undefined) return false
+    const state = readSchedulerState(leader.store)
+    const spec = state.services.find((s) => s.name === name)
+    if (spec === undefined) return true
+    const tasks = state.tasks.filter((t) => t.service === name && t.desired === 'running')
+    const st = state.statuses.find((s) => s.service === name)
+    const updateState = st?.version === spec.version ? st.state : null
+    return (spec.mode === 'global' || tasks.length === spec.replicas) &&
+      tasks.every((t) => t.specVersion >= spec.instanceVersion && t.previous === null && t.observed !== null && t.observed.generation === t.generation && t.observed.state === 'running') &&
+      updateState !== 'updating' && updateState !== 'rolling-back'
+  }
+
   /** Services (in the leader's replica) whose spec is broken or whose rollout is paused. */
   private needsRepair(): string[] {
     const leader = this.cluster.leader()
@@ -159,7 +183,11 @@ export class ServiceWorkload {
   }
 
   private operate(): void {
-    const name = this.rng.pick(SERVICE_NAMES)
+    const nowUs = this.cluster.scheduler.nowUs
+    for (const [name, untilUs] of [...this.following]) if (nowUs >= untilUs || this.converged(name)) this.following.delete(name)
+    const free = SERVICE_NAMES.filter((n) => !this.following.has(n))
+    if (free.length === 0) return this.next(FOLLOW_POLL_MS)
+    const name = this.rng.pick(free)
     const { scale, update, broken, remove } = this.config.mix
     const dice = this.rng.next() * (scale + update + broken + remove)
     const kind = dice < scale ? 'scale' : dice < scale + update ? 'update' : dice < scale + update + broken ? 'broken' : 'remove'
@@ -233,6 +261,7 @@ export class ServiceWorkload {
       if (ok) {
         cluster.trace.note(scheduler.nowUs, 'client', `${describe} via ${nodeId}`)
         this.onSpecCommitted?.(name, record, after)
+        if (after !== null) this.following.set(name, scheduler.nowUs + FOLLOW_MAX_MS * 1000)
       }
       if (settled) return
       settled = true

@@ -15,11 +15,14 @@
 // - rolling-update-bounds (online, at every engine change): during a content
 //   update that started from a steady service (exactly `replicas` healthy
 //   instances), never fewer than `replicas − parallelism` healthy instances
-//   (stop-first) and never more than `replicas + parallelism` (start-first).
+//   (stop-first) and never more than `replicas + parallelism` (start-first);
+//   each bound is checked for both orders (each order is stricter still).
 //   A window closes when the service converges, its spec changes again, or a
-//   host fault begins (a crashed, paused or partitioned host legitimately
-//   drops or duplicates instances: its instances are rescheduled while its
-//   engine still runs them).
+//   host that runs one of its instances comes under a fault (down, paused,
+//   cut off from the leader, or not yet seen alive again by it): such a host
+//   legitimately drops or doubles instances, since its tasks are rescheduled
+//   while its engine still runs them. The checker samples after every engine
+//   change and every 100 ms.
 
 import { taskOfContainer } from '../../runtime/agent/agent.ts'
 import { matchAll } from '../../runtime/scheduler/constraint.ts'
@@ -187,19 +190,30 @@ export class RolloutChecker {
   closedByFault = 0
   completed = 0
   private readonly windows = new Map<string, Window>()
-  private readonly engines: () => ReadonlyArray<readonly Container[]>
-  private readonly faultActive: () => boolean
+  private readonly engines: () => ReadonlyArray<readonly [string, readonly Container[]]>
+  /** Hosts under a fault now: down, cut off from the leader, or not seen alive by it. */
+  private readonly faultyHosts: () => ReadonlySet<string>
 
-  constructor(init: { engines: () => ReadonlyArray<readonly Container[]>; faultActive: () => boolean }) {
+  constructor(init: { engines: () => ReadonlyArray<readonly [string, readonly Container[]]>; faultyHosts: () => ReadonlySet<string> }) {
     this.engines = init.engines
-    this.faultActive = init.faultActive
+    this.faultyHosts = init.faultyHosts
+  }
+
+  /** Whether a host that runs an instance of `service` is under a fault (its instances may legitimately go or double). */
+  private touchedByFault(service: string): boolean {
+    const faulty = this.faultyHosts()
+    if (faulty.size === 0) return false
+    for (const [host, engine] of this.engines()) {
+      if (faulty.has(host) && engine.some((c) => running(c) && taskOfContainer(c)?.service === service)) return true
+    }
+    return false
   }
 
   /** A spec write of `service` committed: a content change from a steady service opens a window; any other change closes it. */
   specCommitted(service: string, before: ServiceRecord | null, after: ServiceRecord | null): void {
     this.windows.delete(service)
     if (before === null || after === null || after.mode !== 'replicated' || before.mode !== 'replicated') return
-    if (after.replicas !== before.replicas || instanceHash(after) === instanceHash(before) || this.faultActive()) return
+    if (after.replicas !== before.replicas || instanceHash(after) === instanceHash(before) || this.touchedByFault(service)) return
     const counts = this.count(service)
     // Steady: exactly the replicas, all healthy, nothing starting or extra, and the last rollout done
     // (every instance made from the content the update starts from).
@@ -210,21 +224,23 @@ export class RolloutChecker {
 
   /** After every engine change: the healthy count of every watched service must stay in bounds. */
   sample(nowUs: number): void {
-    if (this.windows.size === 0) return
-    if (this.faultActive()) {
-      this.closedByFault += this.windows.size
-      this.windows.clear()
-      return
-    }
     for (const [service, w] of [...this.windows]) {
+      if (this.touchedByFault(service)) {
+        this.closedByFault++
+        this.windows.delete(service)
+        continue
+      }
       const { healthy: n, running: all } = this.count(service)
       w.lowest = Math.min(w.lowest, n)
       w.highest = Math.max(w.highest, n)
-      if (w.order === 'stop-first' && n < w.replicas - w.parallelism) {
-        throw new ViolationError({ checker: 'rolling-update-bounds', atUs: nowUs, message: `service ${service}: rolling update to v${w.version} (stop-first, parallelism ${w.parallelism}, ${w.replicas} replicas) has only ${n} healthy instances, fewer than ${w.replicas - w.parallelism}` })
+      // The issue's bounds are stop-first's floor and start-first's ceiling; each order keeps the other's
+      // bound too (stop-first never runs more than the replicas, start-first never fewer, bar a rollback
+      // that drops a retiring instance), so both are checked whatever the order.
+      if (n < w.replicas - w.parallelism) {
+        throw new ViolationError({ checker: 'rolling-update-bounds', atUs: nowUs, message: `service ${service}: rolling update to v${w.version} (${w.order}, parallelism ${w.parallelism}, ${w.replicas} replicas) has only ${n} healthy instances, fewer than ${w.replicas - w.parallelism}` })
       }
-      if (w.order === 'start-first' && n > w.replicas + w.parallelism) {
-        throw new ViolationError({ checker: 'rolling-update-bounds', atUs: nowUs, message: `service ${service}: rolling update to v${w.version} (start-first, parallelism ${w.parallelism}, ${w.replicas} replicas) has ${n} healthy instances, more than ${w.replicas + w.parallelism}` })
+      if (n > w.replicas + w.parallelism) {
+        throw new ViolationError({ checker: 'rolling-update-bounds', atUs: nowUs, message: `service ${service}: rolling update to v${w.version} (${w.order}, parallelism ${w.parallelism}, ${w.replicas} replicas) has ${n} healthy instances, more than ${w.replicas + w.parallelism}` })
       }
       if (n === w.replicas && all === w.replicas && this.allCurrent(service, w.version)) {
         this.completed++
@@ -235,7 +251,7 @@ export class RolloutChecker {
 
   /** Whether every running instance of `service` was made from spec `version` or later (its shoal.spec-version label). */
   private allCurrent(service: string, version: number): boolean {
-    for (const engine of this.engines()) {
+    for (const [, engine] of this.engines()) {
       for (const c of engine) {
         if (!running(c) || taskOfContainer(c)?.service !== service) continue
         if (Number(c.labels['shoal.spec-version'] ?? '0') < version) return false
@@ -247,7 +263,7 @@ export class RolloutChecker {
   private count(service: string): { healthy: number; running: number } {
     let n = 0
     let all = 0
-    for (const engine of this.engines()) {
+    for (const [, engine] of this.engines()) {
       for (const c of engine) {
         if (!running(c) || taskOfContainer(c)?.service !== service) continue
         all++
