@@ -8,7 +8,7 @@ import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
 import { serviceKey, type Compare, type TxnOp } from '../storage/statestore/index.ts'
 import { readSchedulerState, type SchedulerState } from '../runtime/scheduler/state.ts'
-import { decodeServiceRecord, encodeServiceRecord, nextRecord, rollbackRecord, specOf, validateSpec, type ServiceRecord, type ServiceSpec } from '../runtime/scheduler/spec.ts'
+import { decodeServiceRecord, encodeServiceRecord, instanceHash, nextRecord, rollbackRecord, specOf, validateSpec, type ServiceRecord, type ServiceSpec } from '../runtime/scheduler/spec.ts'
 import { encodeAvailability, encodeServiceStatus, hostAvailabilityKey, serviceStatusKey, taskId, type ServiceStatus, type Task } from '../runtime/scheduler/task.ts'
 
 /** `shoal service ls --json` rows (the command contract's fields first). */
@@ -101,8 +101,11 @@ export class ServiceApi {
       const states = tasks.map(observedOf)
       const st = status.get(s.name)
       const updateState = st?.version === s.version ? st.state : null
+      const instance = instanceHash(s)
+      // Current: runs the spec's content (reconcile.ts decides the same way).
+      const current = (t: Task): boolean => (t.instance !== undefined ? t.instance === instance : t.specVersion >= s.instanceVersion)
       const converged = (s.mode === 'global' || tasks.length === s.replicas) &&
-        tasks.every((t) => t.specVersion >= s.instanceVersion && t.previous === null && observedOf(t) === 'running') &&
+        tasks.every((t) => current(t) && t.previous === null && observedOf(t) === 'running') &&
         updateState !== 'updating' && updateState !== 'rolling-back' && st?.rebalance !== true
       return {
         name: s.name,

@@ -271,3 +271,22 @@ describe('bad input', () => {
     })
   })
 })
+
+describe('which instances a service name answers', () => {
+  it('only instances that can serve: not starting or failing their health check, not ones their task no longer wants', () => {
+    const ID_D = 'dddddddddddd' + '0'.repeat(52)
+    const zone = zoneOf({
+      containers: [
+        web(ID_A, '172.17.0.2', { health: 'healthy' }),
+        web(ID_B, '172.17.0.3', { health: 'starting' }),
+        web(ID_C, '172.17.0.4', { health: 'unhealthy' }),
+        web(ID_D, '172.17.0.5'),
+      ],
+      outOfService: [ID_D],
+    })
+    expect(answerData(ask(zone, 'web.shoal', 'A'))).toEqual(['172.17.0.2'])
+    // Each keeps its own name: an operator can still reach a draining or unhealthy instance.
+    expect(answerData(ask(zone, 'web-c.shoal', 'A'))).toEqual(['172.17.0.4'])
+    expect(answerData(ask(zone, 'web-d.shoal', 'A'))).toEqual(['172.17.0.5'])
+  })
+})
