@@ -13,7 +13,7 @@ import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
 import type { RuntimeStatus } from '../runtime/runtime.ts'
-import { CONTAINERS_PREFIX, HOSTS_PREFIX, TASKS_PREFIX } from '../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, LINKS_PREFIX, LINK_ADDRS_PREFIX, TASKS_PREFIX } from '../storage/statestore/index.ts'
 import { UserError } from './errors.ts'
 
 /** Port containers' resolvers use: Docker's `--dns` has no port. */
@@ -28,6 +28,8 @@ export interface DnsServiceInit {
   machine: StoreMachine
   watches: WatchHub
   log: Logger
+  /** This peer's id: its link aliases (issue 13) are answered to its source containers. Absent: none. */
+  selfId?: string
 }
 
 /** What `shoal status` shows of DNS. */
@@ -202,13 +204,14 @@ export class DnsService {
 
   private server(listen: ListenAddress[]): DnsServer {
     const { machine, forward, ttlSeconds, log } = this.init
-    return new DnsServer({ listen, records: () => zoneRecordsFromStore(machine.store), forward, ttlSeconds, udpEventLoops: this.init.loops, warn: (m) => log.warn(m) })
+    return new DnsServer({ listen, records: () => zoneRecordsFromStore(machine.store, this.init.selfId), forward, ttlSeconds, udpEventLoops: this.init.loops, warn: (m) => log.warn(m) })
   }
 
-  /** Rebuild on every change of a container or host record, from any peer. */
+  /** Rebuild on every change of a container, host, task or link record, and of this host's link addresses. */
   private watch(): void {
-    const { watches, machine } = this.init
-    for (const prefix of [CONTAINERS_PREFIX, HOSTS_PREFIX, TASKS_PREFIX]) {
+    const { watches, machine, selfId } = this.init
+    const linkPrefixes = selfId === undefined ? [] : [LINKS_PREFIX, `${LINK_ADDRS_PREFIX}${selfId}/`]
+    for (const prefix of [CONTAINERS_PREFIX, HOSTS_PREFIX, TASKS_PREFIX, ...linkPrefixes]) {
       const add = (): void => {
         const stop = watches.add(prefix, machine.store.revision, {
           deliver: () => {

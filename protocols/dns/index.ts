@@ -2,7 +2,7 @@
 export { DnsServer, DnsListenError, type DnsServerOptions, type DnsStats } from './server.ts'
 export { zoneRecordsFromStore } from './store-records.ts'
 export { Zone, DEFAULT_ZONE_OPTIONS, type ZoneOptions, type ZoneAnswer, type ZoneCounters } from './zone.ts'
-export type { ZoneRecords } from './zone-build.ts'
+export type { ZoneRecords, ZoneAlias } from './zone-build.ts'
 export type { ListenAddress } from './udp.ts'
 export type { ForwarderStats } from './forwarder.ts'
 export type { TcpStats } from './tcp.ts'

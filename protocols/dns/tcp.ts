@@ -152,7 +152,7 @@ export class TcpListeners {
   }
 
   #onMessage(socket: net.Socket, msg: Buffer): void {
-    const answer = this.#zone().answer(msg, 'tcp')
+    const answer = this.#zone().answer(msg, 'tcp', socket.remoteAddress)
     switch (answer.kind) {
       case 'reply':
         this.#send(socket, answer.bytes)

@@ -62,7 +62,7 @@ export class UdpListeners {
   }
 
   #onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    const answer = this.#zone().answer(msg, 'udp')
+    const answer = this.#zone().answer(msg, 'udp', rinfo.address)
     switch (answer.kind) {
       case 'reply':
         this.#send(socket, answer.bytes, rinfo)

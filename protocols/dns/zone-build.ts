@@ -29,6 +29,18 @@ export interface ZoneRecords {
    * instances their task no longer wants (store-records.ts). Absent = none.
    */
   readonly outOfService?: readonly string[]
+  /**
+   * Link aliases on this host (issue 13): a container at `querier` asking `name` (bare or under
+   * `shoal.`) gets `address`; everyone else gets the name's ordinary answer. Absent = none.
+   */
+  readonly aliases?: readonly ZoneAlias[]
+}
+
+/** One alias answer: see ZoneRecords.aliases. */
+export interface ZoneAlias {
+  readonly querier: string
+  readonly name: string
+  readonly address: string
 }
 
 /** Settings that shape the encoded answers. */
@@ -67,6 +79,11 @@ export interface NameEntry {
 export interface ZoneTable {
   /** Name key (names.ts `nameKey`) → entry, for names in `shoal.` and reverse names of containers. */
   readonly names: ReadonlyMap<string, NameEntry>
+  /**
+   * Alias names → querier address (canonical text) → entry. Consulted only for names in this
+   * map, so the common query pays one lookup in an empty or small map.
+   */
+  readonly aliases: ReadonlyMap<string, ReadonlyMap<string, NameEntry>>
   readonly serial: number
   /** The SOA record without its owner (type onwards), for authority sections of negative answers. */
   readonly soaRecordTail: Uint8Array
@@ -289,7 +306,52 @@ export function buildZone(records: ZoneRecords, options: ZoneBuildOptions): Zone
     addEntry(names, labels, enc, false, { sets: [specs] })
   }
 
-  return { names, serial: records.revision % 2 ** 32, soaRecordTail: soaTail }
+  return { names, aliases: buildAliases(records.aliases ?? [], names, enc), serial: records.revision % 2 ** 32, soaRecordTail: soaTail }
+}
+
+/**
+ * Alias answers keyed by name, then by querier. `ALIAS.shoal.` and the bare `ALIAS.` (a
+ * resolver without `--dns-search shoal`, or one that tries the name as given first) both
+ * answer; the PTR of each link address names `ALIAS.shoal.` for anyone asking (a link address
+ * belongs to one link on this host), unless a container already holds that address.
+ */
+function buildAliases(aliases: readonly ZoneAlias[], names: Map<string, NameEntry>, enc: RecordEncoder): Map<string, Map<string, NameEntry>> {
+  const out = new Map<string, Map<string, NameEntry>>()
+  if (aliases.length === 0) return out
+  const entries = new Map<string, NameEntry>()
+  const entryFor = (labels: readonly string[], ip: IpAddress, inZone: boolean): NameEntry => {
+    const key = `${nameKey(labels)} ${ipText(ip)}`
+    let e = entries.get(key)
+    if (e === undefined) {
+      const scratch = new Map<string, NameEntry>()
+      addEntry(scratch, labels, enc, inZone, { sets: addressSets([ip]) })
+      e = scratch.get(nameKey(labels)) as NameEntry
+      entries.set(key, e)
+    }
+    return e
+  }
+  const sorted = [...aliases].sort((a, b) => compare(a.name, b.name) || compare(a.querier, b.querier))
+  const ptrs = new Map<string, { labels: string[]; target: readonly string[] }>()
+  for (const a of sorted) {
+    const querier = parseIp(a.querier)
+    const address = parseIp(a.address)
+    const label = labelsOf(a.name)
+    if (querier === null || address === null || label === null || label.length !== 1) continue
+    for (const [labels, inZone] of [[[...label, ...ZONE], true], [label, false]] as const) {
+      const key = nameKey(labels)
+      const byQuerier = out.get(key) ?? new Map<string, NameEntry>()
+      // One querier, one answer: the first link (by alias order) wins if two say otherwise.
+      if (!byQuerier.has(ipText(querier))) byQuerier.set(ipText(querier), entryFor(labels, address, inZone))
+      out.set(key, byQuerier)
+    }
+    const reverse = reverseLabels(address)
+    if (!ptrs.has(nameKey(reverse))) ptrs.set(nameKey(reverse), { labels: reverse, target: [...label, ...ZONE] })
+  }
+  for (const [key, { labels, target }] of ptrs) {
+    if (names.has(key)) continue
+    addEntry(names, labels, enc, false, { sets: [[{ type: 'PTR', data: dotted(target) }]] })
+  }
+  return out
 }
 
 /** Top-level names nothing may claim: the nameserver and the hosts' subtree. */

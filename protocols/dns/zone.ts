@@ -103,8 +103,11 @@ export class Zone {
     return this.#table.names.size
   }
 
-  /** Answers one message received over `transport`; never throws. */
-  answer(msg: Uint8Array, transport: 'udp' | 'tcp'): ZoneAnswer {
+  /**
+   * Answers one message received over `transport` from `querier` (the client's address, which
+   * decides link alias answers: see ZoneRecords.aliases); never throws.
+   */
+  answer(msg: Uint8Array, transport: 'udp' | 'tcp', querier?: string): ZoneAnswer {
     const c = this.counters
     c.received++
     const parsed = parseQuery(msg)
@@ -136,7 +139,13 @@ export class Zone {
       c.badVersion++
       return this.#reply(q, msg, this.#empty, limit, BADVERS_EXTENDED)
     }
-    const entry = this.#table.names.get(q.key)
+    let entry = this.#table.names.get(q.key)
+    const aliases = this.#table.aliases
+    // Only names that are someone's alias pay for this; for them the alias wins for its querier.
+    if (aliases.size > 0 && querier !== undefined) {
+      const byQuerier = aliases.get(q.key)
+      if (byQuerier !== undefined) entry = byQuerier.get(canonicalQuerier(querier)) ?? entry
+    }
     if (entry === undefined) {
       if (!inZone(q.key)) {
         if (this.options.forwarding) {
@@ -252,6 +261,11 @@ const REFUSED = prepare(RCODE.REFUSED, [], false, [], [])
 function headerOnly(msg: Uint8Array, rcode: number): ZoneAnswer {
   const bytes = headerOnlyResponse(msg, rcode)
   return bytes === null ? DROP : { kind: 'reply', bytes }
+}
+
+/** A socket's view of an IPv4 client on a dual-stack socket is `::ffff:a.b.c.d`; records hold `a.b.c.d`. */
+function canonicalQuerier(address: string): string {
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address
 }
 
 function classIsIn(qclass: number): boolean {

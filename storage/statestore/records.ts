@@ -5,6 +5,7 @@
 //                                               only mark one 'lost', and may delete
 //   services/<name>                 Service     anyone
 //   links/<source>/<alias>          Link        anyone
+//   link-addrs/<host>/<src>/<alias> {address}   written by that host; the leader may delete
 //   tasks/<service>/<slot>          Task        the leader (its scheduler) only
 //   task-states/<host>/<svc>/<slot> Observed    written by that host; the leader may delete
 //   service-status/<service>        rollout     anyone (the leader; a CLI rollback/rebalance)
@@ -29,6 +30,8 @@ export const CONTAINERS_PREFIX = 'containers/'
 export const SERVICES_PREFIX = 'services/'
 /** Bucket of links. */
 export const LINKS_PREFIX = 'links/'
+/** Bucket of link addresses: `link-addrs/<hostPeerId>/<source>/<alias>` = `{address}`, per source host. */
+export const LINK_ADDRS_PREFIX = 'link-addrs/'
 /** Bucket of task assignments (runtime/scheduler/task.ts); only the leader writes them. */
 export const TASKS_PREFIX = 'tasks/'
 /** Bucket of what each host observes of its tasks, grouped by host like containers/. */
@@ -87,11 +90,33 @@ export interface Service {
   readonly cmd: readonly string[]
 }
 
-/** `source`'s containers reach `target` under the name `alias`. */
+/** What a link endpoint names: every instance of a service, or one container (by full id). */
+export type LinkEndpointKind = 'service' | 'container'
+
+/** A port a link carries. */
+export interface LinkPort {
+  readonly port: number
+  readonly protocol: 'tcp' | 'udp'
+}
+
+/**
+ * `source`'s containers reach `target` under the name `alias`. The kinds, ports and creation
+ * time came with issue 13; a link written before them (source, target, alias only) still
+ * parses, with the fields absent.
+ */
 export interface Link {
   readonly source: string
   readonly target: string
   readonly alias: string
+  readonly sourceKind?: LinkEndpointKind
+  readonly targetKind?: LinkEndpointKind
+  readonly ports?: readonly LinkPort[]
+  readonly createdAtMs?: number
+}
+
+/** Where a link's alias answers on one source host (`link-addrs/<host>/<source>/<alias>`). */
+export interface LinkAddress {
+  readonly address: string
 }
 
 /** Outcome of parsing a record. */
@@ -244,20 +269,63 @@ export function parseService(bytes: Uint8Array): RecordResult<Service> {
   return { ok: true, record: { name, image, replicas, ports, cmd } }
 }
 
+const LINK_KINDS: readonly LinkEndpointKind[] = ['service', 'container']
+
+function parseLinkPort(value: unknown): LinkPort | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined
+  const p = value as Record<string, unknown>
+  const { port, protocol } = p
+  if (!isPort(port) || (protocol !== 'tcp' && protocol !== 'udp')) return undefined
+  return { port, protocol }
+}
+
 /** Parses a link (never throws). */
 export function parseLink(bytes: Uint8Array): RecordResult<Link> {
   const json = parseJson(bytes)
   if (!json.ok) return json
   const r = json.value
-  const { source, target, alias } = r
+  const { source, target, alias, createdAtMs } = r
   if (typeof source !== 'string' || !NAME_PATTERN.test(source)) return { ok: false, error: 'link source is invalid' }
   if (typeof target !== 'string' || !NAME_PATTERN.test(target)) return { ok: false, error: 'link target is invalid' }
   if (typeof alias !== 'string' || !DNS_LABEL_PATTERN.test(alias)) return { ok: false, error: 'link alias is not a lowercase DNS label' }
-  return { ok: true, record: { source, target, alias } }
+  const sourceKind = LINK_KINDS.find((k) => k === r['sourceKind'])
+  const targetKind = LINK_KINDS.find((k) => k === r['targetKind'])
+  if (r['sourceKind'] !== undefined && sourceKind === undefined) return { ok: false, error: 'link sourceKind must be "service" or "container"' }
+  if (r['targetKind'] !== undefined && targetKind === undefined) return { ok: false, error: 'link targetKind must be "service" or "container"' }
+  let ports: LinkPort[] | undefined
+  if (r['ports'] !== undefined) {
+    const raw = r['ports']
+    if (!Array.isArray(raw) || raw.length > RECORD_MAX_ITEMS) return { ok: false, error: 'link ports are invalid' }
+    const parsed = raw.map(parseLinkPort)
+    if (!parsed.every((p): p is LinkPort => p !== undefined)) return { ok: false, error: 'link ports are invalid' }
+    ports = parsed
+  }
+  if (createdAtMs !== undefined && !isInt(createdAtMs, 0, Number.MAX_SAFE_INTEGER)) return { ok: false, error: 'link createdAtMs is invalid' }
+  return {
+    ok: true,
+    record: {
+      source, target, alias,
+      ...(sourceKind !== undefined ? { sourceKind } : {}),
+      ...(targetKind !== undefined ? { targetKind } : {}),
+      ...(ports !== undefined ? { ports } : {}),
+      ...(typeof createdAtMs === 'number' ? { createdAtMs } : {}),
+    },
+  }
+}
+
+const IPV4_PATTERN = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/
+
+/** Parses a link address record (never throws). */
+export function parseLinkAddress(bytes: Uint8Array): RecordResult<LinkAddress> {
+  const json = parseJson(bytes)
+  if (!json.ok) return json
+  const address = json.value['address']
+  if (typeof address !== 'string' || !IPV4_PATTERN.test(address)) return { ok: false, error: 'link address is not an IPv4 address' }
+  return { ok: true, record: { address } }
 }
 
 /** JSON-encodes a record as a value. */
-export function encodeRecord(record: Container | Host | Service | Link): Uint8Array {
+export function encodeRecord(record: Container | Host | Service | Link | LinkAddress): Uint8Array {
   return utf8Encoder.encode(JSON.stringify(record))
 }
 
@@ -279,6 +347,11 @@ export function serviceKey(name: string): string {
 /** Key of a link. */
 export function linkKey(source: string, alias: string): string {
   return `${LINKS_PREFIX}${source}/${alias}`
+}
+
+/** Key of a link's address on one source host. */
+export function linkAddressKey(hostPeerId: string, source: string, alias: string): string {
+  return `${LINK_ADDRS_PREFIX}${hostPeerId}/${source}/${alias}`
 }
 
 function segments(key: string, prefix: string): string[] {
@@ -317,6 +390,15 @@ export function checkPut(key: string, value: Uint8Array, origin: string, asLeade
     if (rest.length > 0 || service === undefined || slot === undefined || service === '' || slot === '') return invalid('task keys are tasks/<service>/<slot>')
     return parseJson(value).ok ? null : invalid('a task is a JSON object')
   }
+  if (key.startsWith(LINK_ADDRS_PREFIX)) {
+    // One writer per key: the source host allocates its own addresses (two hosts allocating
+    // from one map would race), and nobody else can hand a host an address it did not choose.
+    const [host, source, alias, ...rest] = segments(key, LINK_ADDRS_PREFIX)
+    if (rest.length > 0 || host === undefined || source === undefined || alias === undefined || host === '' || source === '' || alias === '') return invalid('link address keys are link-addrs/<hostPeerId>/<source>/<alias>')
+    if (host !== origin) return denied(`only ${host} may write ${key}`)
+    const parsed = parseLinkAddress(value)
+    return parsed.ok ? null : invalid(parsed.error)
+  }
   if (key.startsWith(TASK_STATES_PREFIX)) {
     const [host, service, slot, ...rest] = segments(key, TASK_STATES_PREFIX)
     if (rest.length > 0 || host === undefined || service === undefined || slot === undefined || service === '' || slot === '') return invalid('task state keys are task-states/<hostPeerId>/<service>/<slot>')
@@ -344,8 +426,9 @@ export function checkPut(key: string, value: Uint8Array, origin: string, asLeade
 export function checkDelete(key: string, origin: string, asLeader: boolean): CommandError | null {
   if (asLeader) return null
   if (key.startsWith(TASKS_PREFIX)) return denied(`only the leader's scheduler may delete ${key}`)
-  if (key.startsWith(HOSTS_PREFIX) || key.startsWith(CONTAINERS_PREFIX) || key.startsWith(TASK_STATES_PREFIX)) {
-    const bucket = key.startsWith(HOSTS_PREFIX) ? HOSTS_PREFIX : key.startsWith(CONTAINERS_PREFIX) ? CONTAINERS_PREFIX : TASK_STATES_PREFIX
+  const owned = [HOSTS_PREFIX, CONTAINERS_PREFIX, TASK_STATES_PREFIX, LINK_ADDRS_PREFIX].find((b) => key.startsWith(b))
+  if (owned !== undefined) {
+    const bucket = owned
     const [owner] = segments(key, bucket)
     return owner === origin ? null : denied(`only ${owner ?? 'its owner'} or the leader may delete ${key}`)
   }
@@ -365,7 +448,7 @@ function overlaps(prefix: string, bucket: string): boolean {
 export function checkDeletePrefix(prefix: string, origin: string, asLeader: boolean): CommandError | null {
   if (asLeader) return null
   if (overlaps(prefix, HOSTS_PREFIX) || overlaps(prefix, TASKS_PREFIX)) return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
-  for (const bucket of [CONTAINERS_PREFIX, TASK_STATES_PREFIX]) {
+  for (const bucket of [CONTAINERS_PREFIX, TASK_STATES_PREFIX, LINK_ADDRS_PREFIX]) {
     if (overlaps(prefix, bucket) && !prefix.startsWith(`${bucket}${origin}/`)) return denied(`only the leader may delete by prefix ${JSON.stringify(prefix)}`)
   }
   return null

@@ -32,6 +32,9 @@ const CORES = [
   'protocols/dns/store-records.ts',
   'protocols/dns/tcp-limits.ts',
   'protocols/pnet/keystream.ts',
+  // Links (issue 13): endpoints, sources, targets, addresses; and the serving rule they share with DNS.
+  'runtime/serving.ts',
+  ...tsFiles('runtime/links'),
   ...tsFiles('protocols/raft', /transport|adapter/),
   // The scheduler core (issue 12): it runs unchanged on the leader and in the simulator.
   ...tsFiles('runtime/scheduler'),
