@@ -20,11 +20,11 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { Uint8ArrayList } from 'uint8arraylist'
 import type { Libp2p, Stream, Connection, StreamMessageEvent, StreamCloseEvent } from '@libp2p/interface'
 import { LINK_PROTOCOL, HEADER_MAX_BYTES, encodeHeader, readHeader, encodeStatus, decodeStatus, type RefusalReason, type LinkStatus, type HeaderRead } from '../protocols/link/header.ts'
-import { orderTargets, type LinkTarget } from '../protocols/link/targets.ts'
+import { orderTargets, type LinkInstance } from '../protocols/link/targets.ts'
 import type { Logger } from './logger.ts'
 
 export { LINK_PROTOCOL } from '../protocols/link/header.ts'
-export type { LinkTarget } from '../protocols/link/targets.ts'
+export type { LinkInstance } from '../protocols/link/targets.ts'
 
 /** Instances tried for one connection before the client is reset. */
 const ATTEMPTS_MAX = 3
@@ -65,7 +65,7 @@ export interface LinkForwarderInit {
   /** Whether `remotePeer` may open streams for this link and target port (it hosts a source container of it). */
   authorize(remotePeer: string, link: string, port: number): boolean
   /** The healthy running instances of the link's target, on every host, answering on `port`. */
-  resolveTargets(link: string, port: number): LinkTarget[]
+  resolveTargets(link: string, port: number): LinkInstance[]
 }
 
 export interface LinkForwarderStats {
@@ -323,7 +323,7 @@ export class LinkForwarder {
   }
 
   /** Opens a link stream to the target's peer and waits for its status; throws RefusedError or a dial error. */
-  private async openStream(target: LinkTarget, link: string): Promise<Stream> {
+  private async openStream(target: LinkInstance, link: string): Promise<Stream> {
     const signal = AbortSignal.timeout(DIAL_TIMEOUT_MS)
     const stream = await this.init.libp2p.dialProtocol(peerIdFromString(target.host), LINK_PROTOCOL, { signal })
     stream.maxReadBufferLength = STREAM_READ_BUFFER_MAX_BYTES

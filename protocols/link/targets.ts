@@ -5,7 +5,7 @@
  */
 
 /** One running, healthy instance of a link's target, as the peer's replica knows it. */
-export interface LinkTarget {
+export interface LinkInstance {
   /** Peer id of the host it runs on. */
   host: string
   /** Its address on that host's container network. */
@@ -19,10 +19,10 @@ export interface LinkTarget {
  * libp2p hop at all, so it always comes first (as Swarm's mesh prefers a local task); the
  * remote ones are the fallback when every local one refuses. Duplicates are dropped.
  */
-export function orderTargets(targets: readonly LinkTarget[], selfId: string, cursor: number): LinkTarget[] {
+export function orderTargets(targets: readonly LinkInstance[], selfId: string, cursor: number): LinkInstance[] {
   const seen = new Set<string>()
-  const local: LinkTarget[] = []
-  const remote: LinkTarget[] = []
+  const local: LinkInstance[] = []
+  const remote: LinkInstance[] = []
   for (const t of targets) {
     const key = `${t.host}|${t.ip}|${t.port}`
     if (seen.has(key)) continue

@@ -10,7 +10,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createHost, type ShoalLibp2p } from '../../node/libp2p-host.ts'
 import { newClusterSecret } from '../../node/data-dir.ts'
 import { createLogger } from '../../node/logger.ts'
-import { LinkForwarder, LINK_PROTOCOL, type LinkTarget } from '../../node/link-forwarder.ts'
+import { LinkForwarder, LINK_PROTOCOL, type LinkInstance } from '../../node/link-forwarder.ts'
 import { waitFor } from '../helpers/processes.ts'
 
 const MB = 1024 * 1024
@@ -67,7 +67,7 @@ describe('LinkForwarder over libp2p', () => {
   let idA = ''
   let idB = ''
   /** The cluster's view of each link's instances, as both peers' replicas would see it. */
-  const instances = new Map<string, LinkTarget[]>()
+  const instances = new Map<string, LinkInstance[]>()
   /** Links whose source runs on host A: B admits A's streams only for these. */
   const sourcesOnA = new Set<string>()
 

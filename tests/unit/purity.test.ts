@@ -36,6 +36,8 @@ const CORES = [
   'runtime/serving.ts',
   ...tsFiles('runtime/links'),
   ...tsFiles('protocols/raft', /transport|adapter/),
+  // The link protocol's codec and instance order (issue 13); its I/O lives in node/link-forwarder.ts.
+  ...tsFiles('protocols/link'),
   // The scheduler core (issue 12): it runs unchanged on the leader and in the simulator.
   ...tsFiles('runtime/scheduler'),
   // The host agent's core (issue 12): every peer runs it, and so does the simulator.
