@@ -218,6 +218,22 @@ describe('services (three peers, a private dockerd each)', () => {
     if (inst !== undefined) expect(await engines[0]!.dockerOk(['exec', '-i', inst.ID, 'sh', '-c', 'echo $RELEASE'])).toBe('2')
   })
 
+  it('drain moves a host\'s instances away; activate moves nothing back; rebalance evens the spread out', async () => {
+    const a = peers[0]!
+    const drained = await shoal(a, ['host', 'drain', 'host-c'])
+    expect(drained.code, drained.stderr).toBe(0)
+    await waitFor('no instance on the drained host, three elsewhere', async () => {
+      const [onA, onB, onC] = await counts('web')
+      return onC === 0 && onA! + onB! === 3 ? true : undefined
+    }, 60_000)
+    await ok(a, ['host', 'activate', 'host-c'])
+    await new Promise((r) => setTimeout(r, 2000))
+    expect((await counts('web'))[2], 'an activated host gets nothing moved to it by itself').toBe(0)
+    const r = await shoal(a, ['service', 'rebalance', 'web'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(await counts('web')).toEqual([1, 1, 1])
+  })
+
   it('an update whose health check fails stops at the first batch and rolls back', async () => {
     const a = peers[0]!
     const before = (await services(a))[0]!
