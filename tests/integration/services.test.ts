@@ -133,6 +133,15 @@ describe('services (three peers, a private dockerd each)', () => {
     expect(applied.code).toBe(1)
     expect(applied.stderr).toMatch(/bad\.yml:6:\d+: .*build/)
     expect(applied.stderr).toMatch(/nothing was applied/)
+    // A valid file applies; applied again unchanged, it changes nothing.
+    const good = join(cluster.root, 'good.yml')
+    writeFileSync(good, `services:\n  cfg:\n    image: ${TEST_IMAGE}\n    command: ["sleep", "3600"]\n    deploy:\n      replicas: 0\n`)
+    const first = await shoal(a, ['service', 'apply', '-f', good, '--detach'])
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stderr).toMatch(/cfg: version 1/)
+    const again = await shoal(a, ['service', 'apply', '-f', good, '--detach'])
+    expect(again.stderr).toMatch(/cfg: unchanged/)
+    await ok(a, ['service', 'rm', 'cfg'])
     expect(await services(a)).toEqual(before)
   })
 
