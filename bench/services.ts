@@ -23,6 +23,10 @@
  *   takes the full grace, as Swarm's `sleep`) with `--update-parallelism P --update-delay 0s
  *   --stop-grace-period G` and every other update setting at its default; from spawning
  *   `shoal service update --detach --env-add` until N tasks of the new spec run and no old one does.
+ *   Swarm's cases (N with parallelism 3 at grace 10 s and 0 s; 6 with parallelism 1 at 10 s, not
+ *   with --quick, and 0 s), plus N at grace 0 s with `--update-monitor 0s`: Shoal's monitor window
+ *   (5 s by default) gates every batch, Swarm's only delays its final "completed", so that row
+ *   shows what the gate costs.
  * - requests during each rolling update: a client loop in this process asks the peers' DNS for
  *   the service name on the bridge gateways' port 53 (the server the instances' own resolv.conf
  *   names; each query to the next peer in turn), connects to one answered address (the next one in
@@ -75,6 +79,8 @@ export interface ShoalRollingUpdate {
   tasks: number
   parallelism: number
   stopGraceS: number
+  /** `--update-monitor` in seconds when set (diagnostic row); null: Shoal's default (5 s, which gates each batch). */
+  monitorS: number | null
   /** `shoal service update` spawned → N tasks of the new spec running and none of the old. */
   totalMs: number
   /** `shoal service update` spawned → `service ls` says converged (every instance healthy, rollout done). */
@@ -387,9 +393,10 @@ async function measureHostDeath(c: ShoalCluster, name: string, replicas: number)
   return { victim: peer.name, wasLeader: victimId === st.leader, tasksOnNode, deadMs, replacedMs }
 }
 
-async function measureRollingUpdate(c: ShoalCluster, name: string, tasks: number, parallelism: number, stopGraceS: number): Promise<ShoalRollingUpdate> {
+async function measureRollingUpdate(c: ShoalCluster, name: string, tasks: number, parallelism: number, stopGraceS: number, monitorS: number | null): Promise<ShoalRollingUpdate> {
   await shoal(c.a, ['service', 'create', name, '--image', TEST_IMAGE, '--replicas', String(tasks), '--port', String(SERVICE_PORT),
-    '--update-parallelism', String(parallelism), '--update-delay', '0s', '--stop-grace-period', `${stopGraceS}s`, '--detach', '--', ...GREETER])
+    '--update-parallelism', String(parallelism), '--update-delay', '0s', '--stop-grace-period', `${stopGraceS}s`,
+    ...(monitorS === null ? [] : ['--update-monitor', `${monitorS}s`]), '--detach', '--', ...GREETER])
   await until(`${name} converged`, async () => (await services(c.a)).find((s) => s.name === name)?.converged === true)
   const client = new TrafficLoop(await c.dnsServers(), `${name}.shoal`)
   await client.start()
@@ -411,7 +418,7 @@ async function measureRollingUpdate(c: ShoalCluster, name: string, tasks: number
   }, timeoutMs)
   await sleep(1000)
   const traffic = await client.stop()
-  return { tasks, parallelism, stopGraceS, totalMs, convergedMs, traffic }
+  return { tasks, parallelism, stopGraceS, monitorS, totalMs, convergedMs, traffic }
 }
 
 /** Runs every Shoal scenario on a fresh three-peer cluster and tears it down; see the file comment. */
@@ -436,14 +443,15 @@ export async function measureShoal(opts: { rounds: number; quick: boolean; log: 
       f.scaleMs.push(scaled)
       opts.log(`shoal round ${round}: scale 3→6 in ${s(scaled)}`)
     }
-    // The same cases as Swarm's half, in the same order.
-    const updates: Array<[number, number, number]> = [[replicas, 3, 10], [replicas, 3, 0], ...(opts.quick ? [] : [[6, 1, 10] as [number, number, number]]), [6, 1, 0]]
-    for (const [i, [tasks, parallelism, grace]] of updates.entries()) {
+    // The same cases as Swarm's half, in the same order; then one with --update-monitor 0s, to show what
+    // Shoal's monitor window costs (it gates each batch; Swarm's only delays the final "completed").
+    const updates: Array<[number, number, number, number | null]> = [[replicas, 3, 10, null], [replicas, 3, 0, null], ...(opts.quick ? [] : [[6, 1, 10, null] as [number, number, number, null]]), [6, 1, 0, null], [replicas, 3, 0, 0]]
+    for (const [i, [tasks, parallelism, grace, monitorS]] of updates.entries()) {
       const name = `bench-update-${i}`
-      const u = await measureRollingUpdate(c, name, tasks, parallelism, grace)
+      const u = await measureRollingUpdate(c, name, tasks, parallelism, grace, monitorS)
       f.rollingUpdates.push(u)
       const t = u.traffic
-      opts.log(`shoal: rolling update of ${tasks} tasks, parallelism ${parallelism}, stop grace ${grace} s: ${s(u.totalMs)} (converged at ${s(u.convergedMs)}); ` +
+      opts.log(`shoal: rolling update of ${tasks} tasks, parallelism ${parallelism}, stop grace ${grace} s${monitorS === null ? '' : `, monitor ${monitorS} s`}: ${s(u.totalMs)} (converged at ${s(u.convergedMs)}); ` +
         `${t.queries} queries (${t.dnsFailures} failed), ${t.connections} connections (${t.connFailures} failed)${t.samples.length > 0 ? `: ${t.samples.join('; ')}` : ''}`)
       await removeService(c, name, opts.log)
     }
@@ -476,7 +484,7 @@ export function printServicesTable(sh: ShoalFigures, sw: SwarmFigures | null): v
   for (const u of sh.rollingUpdates) {
     const m = sw?.rollingUpdates.find((x) => x.tasks === u.tasks && x.parallelism === u.parallelism && x.stopGraceS === u.stopGraceS)
     const batches = Math.ceil(u.tasks / u.parallelism)
-    rows.push([`rolling update ${u.tasks} tasks, par. ${u.parallelism}, grace ${u.stopGraceS} s (per batch)`,
+    rows.push([`rolling update ${u.tasks} tasks, par. ${u.parallelism}, grace ${u.stopGraceS} s${u.monitorS === null ? '' : ` (Shoal: --update-monitor ${u.monitorS}s)`} (per batch)`,
       `${sec(u.totalMs)} (${sec(u.totalMs / batches)})`, '-', m === undefined ? '-' : `${sec(m.totalMs)} (${sec(m.totalMs / batches)})`, '-', ratio(u.totalMs, m?.totalMs), '-', '≤ 0.5×'])
   }
   const rounds = sh.hostDeaths.length
@@ -485,7 +493,7 @@ export function printServicesTable(sh: ShoalFigures, sw: SwarmFigures | null): v
     ['scenario', 'Shoal p50', 'Shoal p99', 'Swarm p50', 'Swarm p99', 'ratio p50', 'ratio p99', 'goal'], rows)
   printTable('Requests to the service during each Shoal rolling update (resolve through a peer\'s DNS, then connect; goal: 0 failed)',
     ['rolling update', 'queries', 'DNS failed', 'connections', 'failed'],
-    sh.rollingUpdates.map((u) => [`${u.tasks} tasks, par. ${u.parallelism}, grace ${u.stopGraceS} s`, u.traffic.queries, u.traffic.dnsFailures, u.traffic.connections, u.traffic.connFailures]))
+    sh.rollingUpdates.map((u) => [`${u.tasks} tasks, par. ${u.parallelism}, grace ${u.stopGraceS} s${u.monitorS === null ? '' : `, monitor ${u.monitorS} s`}`, u.traffic.queries, u.traffic.dnsFailures, u.traffic.connections, u.traffic.connFailures]))
   const cli = sh.createCliMs
   process.stdout.write(`(shoal service create --detach itself returned after ${sec(percentile(cli, 50))} s p50: Node's start-up and the Raft write; Shoal's host-death victims: ${sh.hostDeaths.map((d) => `${d.victim}${d.wasLeader ? ' (leader)' : ''}`).join(', ')})\n`)
 }
