@@ -10,6 +10,7 @@ import { lockCommand } from './commands/lock.ts'
 import { psCommand, hostsCommand, PS_USAGE } from './commands/ps.ts'
 import { simulateCommand, SIMULATE_USAGE } from './commands/simulate.ts'
 import { serviceCommand, hostCommand, serviceUsage, HOST_USAGE } from './commands/service.ts'
+import { linkCommand, dockerConfigCommand, LINK_USAGE, DOCKER_CONFIG_USAGE } from './commands/link.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -30,6 +31,10 @@ Services (the leader's scheduler places them; every host runs its share):
   service apply -f FILE | ls | ps NAME | inspect NAME | scale NAME=N | update NAME ...
   service rollback NAME | rebalance NAME | rm NAME
   host drain NAME | host activate NAME
+
+Links (SOURCE's containers reach TARGET as ALIAS, on any host):
+  link create SOURCE TARGET --alias ALIAS [--port P[/udp]]... | link ls [--json] | link rm SOURCE ALIAS
+  docker-config      daemon.json lines / docker run flags so containers use this peer's DNS
 
 Replicated key-value store (writes through Raft, reads from this peer's replica):
   kv put KEY VALUE | kv get KEY [--consistent] | kv del KEY | kv list [PREFIX] [--json]
@@ -56,6 +61,8 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   simulate: simulateCommand,
   service: serviceCommand,
   host: hostCommand,
+  link: linkCommand,
+  'docker-config': dockerConfigCommand,
   version: async () => {
     process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
     return 0
@@ -124,7 +131,7 @@ async function main(argv: string[]): Promise<number> {
   if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
   if (own.includes('--help') || own.includes('-h')) {
-    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE, service: serviceUsage(rest[0]), host: HOST_USAGE }
+    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE, service: serviceUsage(rest[0]), host: HOST_USAGE, link: LINK_USAGE, 'docker-config': DOCKER_CONFIG_USAGE }
     process.stdout.write(usage[command] === undefined ? USAGE : `${usage[command]}\n`)
     return 0
   }

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { UsageError, errorMessage } from './errors.ts'
+import { DEFAULT_LINK_SUBNET, parseLinkSubnet, type Subnet } from '../runtime/links/addresses.ts'
 import { isLogLevel, type LogLevel } from './logger.ts'
 
 /** Options as the user gave them (all optional; defaults filled by `resolveStartConfig`). */
@@ -26,6 +27,7 @@ export interface StartOptions {
   snapshotEntries?: string
   labels?: string[]
   rescheduleGrace?: string
+  linkSubnet?: string
 }
 
 /** Where the DNS server listens, or off. */
@@ -59,6 +61,8 @@ export interface StartConfig {
   labels: Record<string, string>
   /** How long a host stays dead before the leader places its tasks elsewhere. */
   rescheduleGraceMs: number
+  /** `--link-subnet CIDR`: where this host's link addresses come from (runtime/links/addresses.ts). */
+  linkSubnet: Subnet
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
@@ -186,7 +190,15 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     // SWIM only declares a host dead after its suspicion timeout, and a blip it refutes never
     // gets there: a second more is enough, and keeps a dead host's tasks moving within seconds.
     rescheduleGraceMs: Math.round(parseCount(options.rescheduleGrace, '--reschedule-grace', 0, 86_400, 1) * 1000),
+    linkSubnet: parseLinkSubnetFlag(options.linkSubnet),
   }
+}
+
+/** `--link-subnet CIDR` (default 100.127.0.0/16); the rules are runtime/links/addresses.ts's. */
+export function parseLinkSubnetFlag(text: string | undefined): Subnet {
+  const r = parseLinkSubnet(text ?? DEFAULT_LINK_SUBNET)
+  if (!r.ok) throw new UsageError(`--link-subnet: ${r.error}`)
+  return r.subnet
 }
 
 const HOST_LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/

@@ -43,6 +43,8 @@ import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } 
 import { SchedulerLoop } from './scheduler-loop.ts'
 import { TaskAgentDriver } from './task-agent.ts'
 import { ServiceApi } from './service-api.ts'
+import { LinkApi } from './link-api.ts'
+import { LinkAddresses } from './link-addresses.ts'
 import { serviceEventsOf, SERVICE_EVENT_PREFIXES } from './service-events.ts'
 
 /** How often the list of known members is written to the data dir, at most. */
@@ -150,6 +152,8 @@ export class Peer {
   private scheduler: SchedulerLoop | null = null
   private taskAgent: TaskAgentDriver | null = null
   private services: ServiceApi | null = null
+  private links: LinkApi | null = null
+  private linkAddresses: LinkAddresses | null = null
   private unwatchServiceEvents: Array<() => void> = []
   private dns: DnsService | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
@@ -217,7 +221,7 @@ export class Peer {
     }
 
     if (config.dns !== 'off') {
-      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, loops: config.dnsLoops, machine, watches, log: log.child('dns') })
+      this.dns = new DnsService({ listen: config.dns, forward: config.dnsForward, ttlSeconds: config.dnsTtl, loops: config.dnsLoops, machine, watches, log: log.child('dns'), selfId: this.peerId })
       await this.dns.start()
     }
 
@@ -329,6 +333,10 @@ export class Peer {
     })
     this.hostSync.start()
     libp2p.addEventListener('self:peer:update', () => this.hostSync?.hostChanged())
+    // Links (issue 13): this host's link addresses, and the API over links.
+    this.linkAddresses = new LinkAddresses({ selfId: this.peerId, subnet: config.linkSubnet, kv: this.kv, machine, watches, log: log.child('links') })
+    this.linkAddresses.start()
+    this.links = new LinkApi(this.kv, machine, this.peerId)
     // A restarted peer acts on its tasks only once its replica has caught up with the leader:
     // before, it could restart the container of a task that moved away while it was down.
     let caughtUp = false
@@ -398,6 +406,7 @@ export class Peer {
     await step('DNS', () => this.dns?.stop())
     await step('the container runtime', () => this.runtime?.stop())
     this.hostSync?.stop()
+    this.linkAddresses?.stop()
     await step('container records', () => this.removeOwnRecords())
     await step('the leave', () => this.leaveVoters())
     await step('Raft', () => this.raft?.stop())
@@ -587,6 +596,11 @@ export class Peer {
     return this.services
   }
 
+  private linkApi(): LinkApi {
+    if (this.links === null) throw new ApiError(503, 'peer is starting; retry in a moment')
+    return this.links
+  }
+
   private kvService(): KvService {
     if (this.kv === null) throw new ApiError(503, 'peer is starting; retry in a moment')
     return this.kv
@@ -723,6 +737,10 @@ export class Peer {
       ['POST /v1/services/rollback', async (req) => ok(await retryable(() => this.serviceApi().rollback(req.query.get('name') ?? '')))],
       ['POST /v1/services/rebalance', async (req) => ok(await retryable(() => this.serviceApi().rebalance(req.query.get('name') ?? '')))],
       ['DELETE /v1/services', async (req) => ok(await retryable(() => this.serviceApi().remove(req.query.get('name') ?? '')))],
+      // Links (issue 13): node/link-api.ts validates and resolves.
+      ['GET /v1/links', () => ok(this.linkApi().list())],
+      ['POST /v1/links', async (req) => ok(await retryable(() => this.linkApi().create(req.body)))],
+      ['DELETE /v1/links', async (req) => ok(await retryable(() => this.linkApi().remove(req.query.get('source') ?? '', req.query.get('alias') ?? '')))],
       ['POST /v1/hosts/availability', async (req) => {
         const body = req.body as { host?: unknown; availability?: unknown } | undefined
         if (typeof body !== 'object' || body === null || typeof body.host !== 'string' || (body.availability !== 'drain' && body.availability !== 'active')) {

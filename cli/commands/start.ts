@@ -9,7 +9,9 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                    [--dns HOST:PORT|off] [--docker SOCKET|none] [--log-level LEVEL]
                    [--voters N] [--dead-grace SECONDS] [--snapshot-entries N]
                    [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]
-                   [--label KEY=VALUE]... [--reschedule-grace SECONDS]`
+                   [--label KEY=VALUE]... [--reschedule-grace SECONDS]
+                   [--link-subnet CIDR]   link addresses on this host (default 100.127.0.0/16;
+                                          /16 to /28, not in 172.16.0.0/12 or 192.168.0.0/16)`
 
 /** How long a failed start may spend tearing down what it started before the process exits. */
 const FAILED_START_STOP_MS = 10_000
@@ -33,6 +35,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     'snapshot-entries': { type: 'string' },
     label: { type: 'string', multiple: true },
     'reschedule-grace': { type: 'string' },
+    'link-subnet': { type: 'string' },
   }, { min: 0, max: 0 })
   const config = resolveStartConfig({
     dataDir: stringFlag(p, 'data-dir'),
@@ -52,6 +55,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     snapshotEntries: stringFlag(p, 'snapshot-entries'),
     labels: listFlag(p, 'label'),
     rescheduleGrace: stringFlag(p, 'reschedule-grace'),
+    linkSubnet: stringFlag(p, 'link-subnet'),
   })
   const log = createLogger(config.logLevel)
   // A network library's stray rejection must not take the whole peer down with it.
