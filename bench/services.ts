@@ -421,6 +421,28 @@ async function measureRollingUpdate(c: ShoalCluster, name: string, tasks: number
   return { tasks, parallelism, stopGraceS, monitorS, totalMs, convergedMs, traffic }
 }
 
+/**
+ * Runs one scenario; if it fails, says so, brings every engine and peer back and removes every
+ * service, so the other scenarios still run and the table shows what was measured.
+ */
+async function attempt(c: ShoalCluster, what: string, log: (line: string) => void, run: () => Promise<void>): Promise<void> {
+  try {
+    await run()
+  } catch (err) {
+    log(`shoal: ${what} failed, left out of the table: ${err instanceof Error ? err.message : String(err)}`)
+    try {
+      for (const [i, e] of c.engines.entries()) {
+        if (!e.running()) await e.start()
+        const p = c.peers[i] as PeerProcess
+        if (p.exitCode !== null) await p.start()
+      }
+      for (const svc of await services(c.a)) await removeService(c, svc.name, log)
+    } catch (recoverErr) {
+      log(`shoal: could not restore the cluster after that: ${recoverErr instanceof Error ? recoverErr.message : String(recoverErr)}`)
+    }
+  }
+}
+
 /** Runs every Shoal scenario on a fresh three-peer cluster and tears it down; see the file comment. */
 export async function measureShoal(opts: { rounds: number; quick: boolean; log: (line: string) => void }): Promise<ShoalFigures> {
   const replicas = opts.quick ? 6 : 30
@@ -429,7 +451,7 @@ export async function measureShoal(opts: { rounds: number; quick: boolean; log: 
   try {
     await c.start(opts.log)
     const f: ShoalFigures = { replicas, createMs: [], createCliMs: [], scaleMs: [], hostDeaths: [], rollingUpdates: [] }
-    for (let round = 1; round <= opts.rounds; round++) {
+    for (let round = 1; round <= opts.rounds; round++) await attempt(c, `round ${round}`, opts.log, async () => {
       const svc = `bench-create-${round}`
       const created = await measureCreate(c, svc, replicas)
       f.createMs.push(created.ms)
@@ -442,11 +464,11 @@ export async function measureShoal(opts: { rounds: number; quick: boolean; log: 
       const scaled = await measureScale(c, `bench-scale-${round}`, opts.log)
       f.scaleMs.push(scaled)
       opts.log(`shoal round ${round}: scale 3→6 in ${s(scaled)}`)
-    }
+    })
     // The same cases as Swarm's half, in the same order; then one with --update-monitor 0s, to show what
     // Shoal's monitor window costs (it gates each batch; Swarm's only delays the final "completed").
     const updates: Array<[number, number, number, number | null]> = [[replicas, 3, 10, null], [replicas, 3, 0, null], ...(opts.quick ? [] : [[6, 1, 10, null] as [number, number, number, null]]), [6, 1, 0, null], [replicas, 3, 0, 0]]
-    for (const [i, [tasks, parallelism, grace, monitorS]] of updates.entries()) {
+    for (const [i, [tasks, parallelism, grace, monitorS]] of updates.entries()) await attempt(c, `rolling update ${i}`, opts.log, async () => {
       const name = `bench-update-${i}`
       const u = await measureRollingUpdate(c, name, tasks, parallelism, grace, monitorS)
       f.rollingUpdates.push(u)
@@ -454,7 +476,7 @@ export async function measureShoal(opts: { rounds: number; quick: boolean; log: 
       opts.log(`shoal: rolling update of ${tasks} tasks, parallelism ${parallelism}, stop grace ${grace} s${monitorS === null ? '' : `, monitor ${monitorS} s`}: ${s(u.totalMs)} (converged at ${s(u.convergedMs)}); ` +
         `${t.queries} queries (${t.dnsFailures} failed), ${t.connections} connections (${t.connFailures} failed)${t.samples.length > 0 ? `: ${t.samples.join('; ')}` : ''}`)
       await removeService(c, name, opts.log)
-    }
+    })
     return f
   } finally {
     await c.stop()
