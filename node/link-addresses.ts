@@ -25,9 +25,10 @@ import { readLinkAddresses, readLinkView } from '../runtime/links/store.ts'
 export interface LinkAddressesInit {
   selfId: string
   subnet: Subnet
-  kv: KvService
-  machine: StoreMachine
-  watches: WatchHub
+  /** Narrowed to what is used, so tests can drive it over a plain StateStore. */
+  kv: Pick<KvService, 'write'>
+  machine: Pick<StoreMachine, 'store'>
+  watches: Pick<WatchHub, 'add'>
   log: Logger
 }
 
