@@ -109,6 +109,14 @@ describe('links: cluster state, addresses and per-querier DNS (real dockerd per 
     const dnsA = (await a.status<St>()).dns!.listen[0]!
     expect(await dig(dnsA, 'pg.shoal')).toContain('status: NXDOMAIN')
     expect((await dig(dnsA, '+short', '-x', '100.127.0.2')).trim()).toBe('pg.shoal.')
+    const table = await runCli(['link', 'ls', '--api', a.api])
+    expect(table.stdout).toMatch(/SOURCE\s+TARGET\s+ALIAS\s+PORTS\s+ADDRESS\s+STATE/)
+    expect(table.stdout).toMatch(new RegExp(`client \\(${clientId.slice(0, 12)}\\)\\s+db \\(${dbId.slice(0, 12)}\\)\\s+pg\\s+5432\\s+100\\.127\\.0\\.2\\s+active`))
+
+    // docker restart keeps the container's id, so the link and its address stay.
+    await dockA.dockerOk(['restart', '-t', '0', 'client'])
+    await waitFor('client to resolve pg after its restart', async () => (addressLine('100.127.0.2').test((await lookup('client', 'pg')).stdout) ? true : undefined), 20_000)
+    expect((await links(a)).find((l) => l.alias === 'pg')).toMatchObject({ address: '100.127.0.2', state: 'active' })
   })
 
   it('a service source: every instance on A resolves the alias; the alias may shadow a real name for the source only', async () => {
@@ -121,7 +129,7 @@ describe('links: cluster state, addresses and per-querier DNS (real dockerd per 
     expect((await lookup('client', 'other.shoal')).stdout).not.toMatch(addressLine('100.127.0.3'))
   })
 
-  it('link rm takes the alias away and frees the address; docker-config prints this host\'s settings', async () => {
+  it('link rm takes the alias away; docker-config prints this host\'s settings', async () => {
     const rm = await runCli(['link', 'rm', 'client', 'pg', '--api', b.api])
     expect(rm.code, rm.stderr).toBe(0)
     await waitFor('pg to be gone on A', async () => ((await links(a)).some((l) => l.alias === 'pg') ? undefined : true), 10_000)
