@@ -37,9 +37,17 @@ const HEADER_TIMEOUT_MS = 5_000
 /** After refusing, the acceptor waits this long for the dialer to reset before resetting itself. */
 const REFUSAL_LINGER_MS = 5_000
 /**
- * A paused yamux stream still receives what the remote was already allowed to send: up to its
- * receive window, which grows to 16 MiB. libp2p resets a stream whose paused read buffer passes
- * `maxReadBufferLength` (4 MiB by default), so it is raised just past the window.
+ * A link stream's yamux receive window stops growing here (yamux's default is 16 MiB). A paused
+ * stream still receives what the remote was already allowed to send, up to this window, so it
+ * bounds what a slow reader makes a peer hold per connection and direction (about twice this:
+ * the paused read buffer and the socket's write buffer it was last emptied into). 4 MiB still
+ * fills a 1 Gbit/s link at 30 ms of round trip.
+ */
+const LINK_STREAM_WINDOW_MAX_BYTES = 4 * 1024 * 1024
+/**
+ * libp2p resets a stream whose paused read buffer passes `maxReadBufferLength` (4 MiB by
+ * default). Set past the largest window a stream may have (yamux's own 16 MiB, should the cap
+ * above not apply to some muxer) so that back-pressure never turns into a reset.
  */
 const STREAM_READ_BUFFER_MAX_BYTES = 16 * 1024 * 1024 + 1024 * 1024
 /** Link streams per protocol and connection (yamux allows 1000 streams per connection). */
@@ -177,6 +185,11 @@ export class LinkForwarder {
     let total = 0
     for (const p of this.pipes) total += p.bufferedBytes()
     return total
+  }
+
+  /** The link addresses and ports this peer answers on now. */
+  listening(): ListenSpec[] {
+    return [...this.listeners.values()].map((l) => ({ ...l.spec }))
   }
 
   /** Answers on `address:port` for `link` (or retargets the listener already there). */
@@ -325,8 +338,10 @@ export class LinkForwarder {
   /** Opens a link stream to the target's peer and waits for its status; throws RefusedError or a dial error. */
   private async openStream(target: LinkInstance, link: string): Promise<Stream> {
     const signal = AbortSignal.timeout(DIAL_TIMEOUT_MS)
-    const stream = await this.init.libp2p.dialProtocol(peerIdFromString(target.host), LINK_PROTOCOL, { signal })
-    stream.maxReadBufferLength = STREAM_READ_BUFFER_MAX_BYTES
+    // negotiateFully: false sends the protocol name with the header, saving a round trip on
+    // every new connection; a peer without the protocol still refuses it (the status read fails).
+    const stream = await this.init.libp2p.dialProtocol(peerIdFromString(target.host), LINK_PROTOCOL, { signal, negotiateFully: false })
+    tuneStream(stream)
     try {
       stream.send(encodeHeader({ link, port: target.port, protocol: 'tcp' }))
       const status = await readStatus(stream, signal)
@@ -341,7 +356,7 @@ export class LinkForwarder {
   /** Another peer opened a link stream: check it, find the instance here, carry it. */
   private async onInboundStream(stream: Stream, connection: Connection): Promise<void> {
     const remote = connection.remotePeer.toString()
-    stream.maxReadBufferLength = STREAM_READ_BUFFER_MAX_BYTES
+    tuneStream(stream)
     const setup = { reset: () => stream.abort(new Error('the link forwarder stopped')) }
     this.pending.add(setup)
     try {
@@ -417,6 +432,17 @@ export class LinkForwarder {
     this.pipes.delete(pipe)
     this.stats.active = this.pipes.size
   }
+}
+
+/**
+ * Caps the stream's receive window and raises its paused-read bound. The window cap is yamux's
+ * per-stream `maxStreamWindowSize` (the muxer-wide option would also slow Raft snapshots), set
+ * only where the stream has it; it is read before each window update, so it applies at once.
+ */
+function tuneStream(stream: Stream): void {
+  stream.maxReadBufferLength = STREAM_READ_BUFFER_MAX_BYTES
+  const yamux = stream as Stream & { maxStreamWindowSize?: unknown }
+  if (typeof yamux.maxStreamWindowSize === 'number') yamux.maxStreamWindowSize = Math.min(yamux.maxStreamWindowSize, LINK_STREAM_WINDOW_MAX_BYTES)
 }
 
 /** Connects to a target instance; rejects on refusal or after CONNECT_TIMEOUT_MS. */
@@ -515,6 +541,7 @@ function pipeStream(socket: net.Socket, stream: Stream, fromSocket: (n: number) 
   let socketClosed = false
   let streamClosed = false
   let waitingForSocketDrain = false
+  let pauseScheduled = false
   const pipe: Pipe = {
     bufferedBytes: () => stream.readBufferLength + stream.writeBufferLength + socket.writableLength + socket.readableLength,
     reset: () => {
@@ -543,14 +570,23 @@ function pipeStream(socket: net.Socket, stream: Stream, fromSocket: (n: number) 
     }
     if (!more) {
       socket.pause()
-      stream.onDrain().then(
-        () => {
-          if (!socket.destroyed) socket.resume()
-        },
-        () => undefined,
-      )
+      resumeSocketOnStreamDrain()
     }
   })
+  // Not `stream.onDrain()`: in @libp2p/utils 7.4 its promise is made once and never renewed, so
+  // after the first drain it resolves at once and back-pressure would be lost.
+  let waitingForStreamDrain = false
+  const resumeSocketOnStreamDrain = (): void => {
+    if (waitingForStreamDrain) return
+    waitingForStreamDrain = true
+    const onDrain = (): void => {
+      if (stream.writableNeedsDrain) return
+      stream.removeEventListener('drain', onDrain)
+      waitingForStreamDrain = false
+      if (!socket.destroyed) socket.resume()
+    }
+    stream.addEventListener('drain', onDrain)
+  }
   // FIN from the socket: half-close the stream once everything queued is sent.
   socket.on('end', () => {
     stream.close().catch((err: unknown) => stream.abort(err instanceof Error ? err : new Error(String(err))))
@@ -572,14 +608,23 @@ function pipeStream(socket: net.Socket, stream: Stream, fromSocket: (n: number) 
       toSocket(chunk.byteLength)
       ok = socket.write(chunk)
     }
-    if (!ok && !waitingForSocketDrain && stream.readStatus === 'readable') {
-      waitingForSocketDrain = true
-      stream.pause()
-      socket.once('drain', () => {
-        waitingForSocketDrain = false
-        if (stream.readStatus === 'paused') stream.resume()
-      })
+    if (!ok && !waitingForSocketDrain && !pauseScheduled) {
+      // Not here: `resume()` dispatches the read buffer to this very handler and only then
+      // re-opens the yamux window, which would undo a pause made during that dispatch and let
+      // the remote send on while nothing reads. A microtask runs after `resume()` returns.
+      pauseScheduled = true
+      queueMicrotask(pauseUntilSocketDrains)
     }
+  }
+  const pauseUntilSocketDrains = (): void => {
+    pauseScheduled = false
+    if (socket.destroyed || !socket.writableNeedDrain || stream.readStatus !== 'readable') return
+    waitingForSocketDrain = true
+    stream.pause()
+    socket.once('drain', () => {
+      waitingForSocketDrain = false
+      if (stream.readStatus === 'paused') stream.resume()
+    })
   }
   const onEnd = (): void => {
     // 'end' also fires on a reset; only a clean end of the remote's writes becomes a FIN.
