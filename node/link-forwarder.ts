@@ -623,7 +623,12 @@ function pipeStream(socket: net.Socket, stream: Stream, fromSocket: (n: number) 
     stream.pause()
     socket.once('drain', () => {
       waitingForSocketDrain = false
-      if (stream.readStatus === 'paused') stream.resume()
+      try {
+        if (stream.readStatus === 'paused') stream.resume()
+      } catch (err) {
+        stream.abort(err instanceof Error ? err : new Error(String(err)))
+        resetSocket()
+      }
     })
   }
   const onEnd = (): void => {
@@ -634,8 +639,10 @@ function pipeStream(socket: net.Socket, stream: Stream, fromSocket: (n: number) 
   }
   const onClose = (evt: StreamCloseEvent): void => {
     streamClosed = true
+    // A clean close can come while the stream is paused with bytes still unread (the remote's
+    // last bytes and its FIN arrived together): the message listener stays, so they reach the
+    // socket on resume, and the 'end' after them becomes its FIN.
     if (evt.error !== undefined) resetSocket()
-    stream.removeEventListener('message', onMessage)
     finish()
   }
   stream.addEventListener('message', onMessage)
