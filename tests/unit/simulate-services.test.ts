@@ -32,7 +32,7 @@ describe('service scenarios against the real cores', () => {
 
   it(`runs ${jobs.length} seeds with no violation`, async () => {
     results = await runJobs(jobs, 2, () => undefined)
-    const failures = results.filter((r) => r.violations.length > 0).map((r) => `${r.scenario} seed ${r.seed} (${r.nodes} nodes): ${r.violations.map((v) => `${v.checker}: ${v.message}`).join('; ')}`)
+    const failures = results.filter((r) => r.violations.length > 0).map((r) => `${r.scenario} seed ${r.seed}: ${r.violations.map((v) => `${v.checker}: ${v.message}`).join('; ')}`)
     expect(failures).toEqual([])
     expect(results).toHaveLength(jobs.length)
   }, 240_000)
