@@ -203,7 +203,7 @@ export class LinkForwarder {
     }
     if (net.isIP(address) === 0) throw new LinkListenError(`cannot listen for link ${link} on ${address}: not an IP address`)
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new LinkListenError(`cannot listen for link ${link} on port ${port}: ports are 1-65535`)
-    const listener: Listener = { spec, server: net.createServer({ allowHalfOpen: true, pauseOnConnect: true }) }
+    const listener: Listener = { spec, server: net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }) }
     listener.server.on('connection', (socket: net.Socket) => void this.onClient(socket, listener.spec))
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
