@@ -7,6 +7,7 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { UsageError, errorMessage } from './errors.ts'
 import { DEFAULT_LINK_SUBNET, parseLinkSubnet, type Subnet } from '../runtime/links/addresses.ts'
 import { isLogLevel, type LogLevel } from './logger.ts'
+import { DEFAULT_LINK_INTERFACE } from './link-interface.ts'
 
 /** Options as the user gave them (all optional; defaults filled by `resolveStartConfig`). */
 export interface StartOptions {
@@ -28,6 +29,7 @@ export interface StartOptions {
   labels?: string[]
   rescheduleGrace?: string
   linkSubnet?: string
+  linkInterface?: string
 }
 
 /** Where the DNS server listens, or off. */
@@ -63,6 +65,8 @@ export interface StartConfig {
   rescheduleGraceMs: number
   /** `--link-subnet CIDR`: where this host's link addresses come from (runtime/links/addresses.ts). */
   linkSubnet: Subnet
+  /** `--link-interface NAME|none`: the interface the peer puts its link addresses on; null = the operator does. */
+  linkInterface: string | null
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
@@ -191,7 +195,22 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     // gets there: a second more is enough, and keeps a dead host's tasks moving within seconds.
     rescheduleGraceMs: Math.round(parseCount(options.rescheduleGrace, '--reschedule-grace', 0, 86_400, 1) * 1000),
     linkSubnet: parseLinkSubnetFlag(options.linkSubnet),
+    linkInterface: parseLinkInterfaceFlag(options.linkInterface),
   }
+}
+
+/**
+ * `--link-interface NAME|none` (default shoal0). `none`: the peer manages no interface; the
+ * operator puts the link addresses on one (or the peers share one network namespace, as in tests).
+ */
+export function parseLinkInterfaceFlag(text: string | undefined): string | null {
+  if (text === 'none') return null
+  const name = text ?? DEFAULT_LINK_INTERFACE
+  // Linux's IFNAMSIZ: 15 characters; '/' and whitespace are not allowed in interface names.
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name) || name === '.' || name === '..') {
+    throw new UsageError(`--link-interface ${JSON.stringify(name)}: give an interface name of 1-15 letters, digits, '_', '.' or '-' (default ${DEFAULT_LINK_INTERFACE}), or none to put the link addresses on an interface yourself`)
+  }
+  return name
 }
 
 /** `--link-subnet CIDR` (default 100.127.0.0/16); the rules are runtime/links/addresses.ts's. */

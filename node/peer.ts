@@ -45,6 +45,9 @@ import { TaskAgentDriver } from './task-agent.ts'
 import { ServiceApi } from './service-api.ts'
 import { LinkApi } from './link-api.ts'
 import { LinkAddresses } from './link-addresses.ts'
+import { LinkDataplane } from './link-dataplane.ts'
+import { LinkInterface } from './link-interface.ts'
+import type { LinkForwarderStats } from './link-forwarder.ts'
 import { serviceEventsOf, SERVICE_EVENT_PREFIXES } from './service-events.ts'
 
 /** How often the list of known members is written to the data dir, at most. */
@@ -107,6 +110,8 @@ export interface StatusView {
   tasks: TaskAgentDriver['stats'] | null
   /** Null with --dns off. */
   dns: DnsView | null
+  /** This host's link forwarder (issue 13): listeners, connections carried, streams refused. */
+  linkForwarder: LinkForwarderStats | null
   startedAt: string
   dataDir: string
   members: Record<'alive' | 'suspect' | 'dead' | 'left', number>
@@ -154,6 +159,7 @@ export class Peer {
   private services: ServiceApi | null = null
   private links: LinkApi | null = null
   private linkAddresses: LinkAddresses | null = null
+  private linkDataplane: LinkDataplane | null = null
   private unwatchServiceEvents: Array<() => void> = []
   private dns: DnsService | null = null
   private knownPeersTimer: ReturnType<typeof setTimeout> | null = null
@@ -336,6 +342,16 @@ export class Peer {
     // Links (issue 13): this host's link addresses, and the API over links.
     this.linkAddresses = new LinkAddresses({ selfId: this.peerId, subnet: config.linkSubnet, kv: this.kv, machine, watches, log: log.child('links') })
     this.linkAddresses.start()
+    this.linkDataplane = new LinkDataplane({
+      selfId: this.peerId,
+      libp2p,
+      machine,
+      watches,
+      addresses: this.linkAddresses,
+      iface: config.linkInterface === null ? null : new LinkInterface({ name: config.linkInterface }),
+      log: log.child('links'),
+    })
+    await this.linkDataplane.start()
     this.links = new LinkApi(this.kv, machine, this.peerId)
     // A restarted peer acts on its tasks only once its replica has caught up with the leader:
     // before, it could restart the container of a task that moved away while it was down.
@@ -404,6 +420,7 @@ export class Peer {
     if (this.autopilot !== null) clearInterval(this.autopilot)
     this.autopilot = null
     await step('DNS', () => this.dns?.stop())
+    await step('the link forwarder', () => this.linkDataplane?.stop())
     await step('the container runtime', () => this.runtime?.stop())
     this.hostSync?.stop()
     this.linkAddresses?.stop()
@@ -436,6 +453,7 @@ export class Peer {
       scheduler: this.scheduler?.stats ?? null,
       tasks: this.taskAgent?.stats ?? null,
       dns: this.dns?.view() ?? null,
+      linkForwarder: this.linkDataplane?.forwarder.stats ?? null,
       startedAt: this.startedAt,
       dataDir: this.config.dataDir,
       members,

@@ -11,7 +11,10 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                    [--dns-forward IP[:PORT]] [--dns-ttl SECONDS] [--dns-loops N]
                    [--label KEY=VALUE]... [--reschedule-grace SECONDS]
                    [--link-subnet CIDR]   link addresses on this host (default 100.127.0.0/16;
-                                          /16 to /28, not in 172.16.0.0/12 or 192.168.0.0/16)`
+                                          /16 to /28, not in 172.16.0.0/12 or 192.168.0.0/16)
+                   [--link-interface NAME|none]  interface the peer puts link addresses on
+                                          (default shoal0; needs root or CAP_NET_ADMIN;
+                                          none: you put them on an interface yourself)`
 
 /** How long a failed start may spend tearing down what it started before the process exits. */
 const FAILED_START_STOP_MS = 10_000
@@ -36,6 +39,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     label: { type: 'string', multiple: true },
     'reschedule-grace': { type: 'string' },
     'link-subnet': { type: 'string' },
+    'link-interface': { type: 'string' },
   }, { min: 0, max: 0 })
   const config = resolveStartConfig({
     dataDir: stringFlag(p, 'data-dir'),
@@ -56,6 +60,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     labels: listFlag(p, 'label'),
     rescheduleGrace: stringFlag(p, 'reschedule-grace'),
     linkSubnet: stringFlag(p, 'link-subnet'),
+    linkInterface: stringFlag(p, 'link-interface'),
   })
   const log = createLogger(config.logLevel)
   // A network library's stray rejection must not take the whole peer down with it.

@@ -106,6 +106,11 @@ export interface PeerOptions {
   docker?: string
   /** The DNS listen address (default: off); port 0 picks a free one, see `status().dns.listen`. */
   dns?: string
+  /**
+   * `--link-interface` (default: none). Peers of a test share the machine's network namespace,
+   * so they must never create interfaces in it; a test that gives each peer its own namespace passes one.
+   */
+  linkInterface?: string
   extraArgs?: string[]
 }
 
@@ -138,6 +143,7 @@ export class PeerProcess {
       '--name', this.name,
       '--dns', this.options.dns ?? 'off',
       '--docker', this.options.docker ?? 'none',
+      '--link-interface', this.options.linkInterface ?? 'none',
       '--log-level', 'debug',
       ...(this.options.bootstrap ?? []).flatMap((b) => ['--bootstrap', b]),
       ...(this.options.secretFile === undefined ? [] : ['--secret-file', this.options.secretFile]),
