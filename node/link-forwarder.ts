@@ -173,10 +173,7 @@ export class LinkForwarder {
   async stop(): Promise<void> {
     this.running = false
     await this.init.libp2p.unhandle(LINK_PROTOCOL)
-    await Promise.all([...this.listeners.keys()].map(async (k) => {
-      const l = this.listeners.get(k)
-      if (l !== undefined) await this.closeListener(k, l)
-    }))
+    for (const [k, l] of [...this.listeners]) this.closeListener(k, l)
     for (const p of [...this.pipes, ...this.pending]) p.reset()
   }
 
@@ -235,7 +232,7 @@ export class LinkForwarder {
   async unlisten(address: string, port: number): Promise<void> {
     const k = key(address, port)
     const l = this.listeners.get(k)
-    if (l !== undefined) await this.closeListener(k, l)
+    if (l !== undefined) this.closeListener(k, l)
   }
 
   /**
@@ -247,7 +244,7 @@ export class LinkForwarder {
     let closed = 0
     for (const [k, l] of [...this.listeners]) {
       if (want.has(k)) continue
-      await this.closeListener(k, l)
+      this.closeListener(k, l)
       closed++
     }
     let opened = 0
@@ -264,10 +261,12 @@ export class LinkForwarder {
     return { opened, closed, failed }
   }
 
-  private async closeListener(k: string, l: Listener): Promise<void> {
+  private closeListener(k: string, l: Listener): void {
     this.listeners.delete(k)
     this.stats.listeners = this.listeners.size
-    await new Promise<void>((resolve) => l.server.close(() => resolve()))
+    // close() stops listening at once; its callback waits for every carried connection to end,
+    // which may be hours away, so it is not awaited.
+    l.server.close()
   }
 
   private nextCursor(k: string): number {
@@ -383,11 +382,13 @@ export class LinkForwarder {
           this.init.log.debug(`link ${link}: instance ${target.ip}:${target.port} refused: ${errorText(err)}`)
           continue
         }
-        if (stream.status !== 'open') {
+        try {
+          if (stream.status !== 'open') throw new Error('the dialer went away')
+          stream.send(encodeStatus({ ok: true }))
+        } catch (err) {
           upstream.resetAndDestroy()
-          return
+          throw err
         }
-        stream.send(encodeStatus({ ok: true }))
         this.stats.connections.accepted++
         this.accepted++
         this.track(

@@ -276,8 +276,14 @@ describe('LinkForwarder over libp2p', () => {
     expect(result.failed).toHaveLength(1)
     expect(result.failed[0]!.error).toMatch(/EADDRNOTAVAIL.*not on any interface/)
     await expect(connect('127.0.0.32', s.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    // Unlisten returns at once though a connection is open; that connection goes on.
+    const open = await connect('127.0.0.31', s.port)
+    const openReply = readAll(open)
+    open.write('before ')
     await f.unlisten('127.0.0.31', s.port)
     await expect(connect('127.0.0.31', s.port)).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+    open.end('and after unlisten')
+    expect((await openReply).toString()).toBe('before and after unlisten')
     expect(f.stats.listeners).toBe(before)
   })
 
