@@ -74,6 +74,12 @@ export interface LinkForwarderInit {
   authorize(remotePeer: string, link: string, port: number): boolean
   /** The healthy running instances of the link's target, on every host, answering on `port`. */
   resolveTargets(link: string, port: number): LinkInstance[]
+  /**
+   * Whether a client at `clientAddress` may use `link` through this host's link address (for
+   * example: only the link's source containers, as Docker's legacy links open the target to the
+   * source alone). Default: every client. A published port (routing mesh) admits everyone.
+   */
+  admitClient?(clientAddress: string, link: string): boolean
 }
 
 export interface LinkForwarderStats {
@@ -98,6 +104,8 @@ export interface LinkForwarderStats {
   targetFailures: number
   /** Client connections reset because no instance could be reached. */
   clientResets: number
+  /** Client connections reset because `admitClient` refused their address. */
+  clientsRefused: number
 }
 
 function reasons(): Record<RefusalReason, number> {
@@ -146,6 +154,7 @@ export class LinkForwarder {
     dialFailures: 0,
     targetFailures: 0,
     clientResets: 0,
+    clientsRefused: 0,
   }
   private readonly init: LinkForwarderInit
   private readonly listeners = new Map<string, Listener>()
@@ -286,6 +295,13 @@ export class LinkForwarder {
     const setup = { reset: () => socket.resetAndDestroy() }
     this.pending.add(setup)
     try {
+      const admit = this.init.admitClient
+      if (admit !== undefined && !admit(normalizeAddress(socket.remoteAddress ?? ''), spec.link)) {
+        this.stats.clientsRefused++
+        this.init.log.debug(`link ${spec.link}: refused a client at ${socket.remoteAddress ?? '?'}`)
+        socket.resetAndDestroy()
+        return
+      }
       const targets = orderTargets(this.init.resolveTargets(spec.link, targetPort), this.init.selfId, this.nextCursor(`${spec.link}|${targetPort}`))
       for (const target of targets.slice(0, ATTEMPTS_MAX)) {
         if (clientGone || socket.destroyed || !this.running) break
@@ -444,6 +460,11 @@ function tuneStream(stream: Stream): void {
   stream.maxReadBufferLength = STREAM_READ_BUFFER_MAX_BYTES
   const yamux = stream as Stream & { maxStreamWindowSize?: unknown }
   if (typeof yamux.maxStreamWindowSize === 'number') yamux.maxStreamWindowSize = Math.min(yamux.maxStreamWindowSize, LINK_STREAM_WINDOW_MAX_BYTES)
+}
+
+/** An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d; containers know it as a.b.c.d. */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address
 }
 
 /** Connects to a target instance; rejects on refusal or after CONNECT_TIMEOUT_MS. */

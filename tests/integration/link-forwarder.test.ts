@@ -90,6 +90,8 @@ describe('LinkForwarder over libp2p', () => {
         log: createLogger('warn', `links-${selfId.slice(-4)}`),
         authorize: (remote, link, port) => remote === idA && sourcesOnA.has(link) && (instances.get(link) ?? []).some((t) => t.port === port),
         resolveTargets: (link, port) => (instances.get(link) ?? []).filter((t) => t.port === port),
+        // Only clients from 127.0.0.1 may use web/private (as only a link's sources may use it).
+        admitClient: (client, link) => link !== 'web/private' || client === '127.0.0.1',
       })
       await f.start()
       forwarders.push(f)
@@ -183,10 +185,25 @@ describe('LinkForwarder over libp2p', () => {
     const port = await link('intruder/db', '127.0.0.15', echo)
     sourcesOnA.delete('intruder/db')
     const before = forwarders[1]!.stats.refused.unauthorized
-    const client = await connect('127.0.0.15', port)
+    const client = net.connect({ host: '127.0.0.15', port })
     expect(await endOf(client)).toBe('ECONNRESET')
     expect(forwarders[1]!.stats.refused.unauthorized).toBe(before + 1)
     expect(forwarders[0]!.stats.refusedByRemote.unauthorized).toBeGreaterThanOrEqual(1)
+  })
+
+  it('resets a client that admitClient refuses, before any stream is opened', async () => {
+    const port = await link('web/private', '127.0.0.25', echo)
+    const before = { refused: forwarders[0]!.stats.clientsRefused, remote: forwarders[0]!.stats.connections.remote, accepted: forwarders[1]!.stats.connections.accepted }
+    // The reset may come before or after the client sees its connect: either way it is a reset.
+    const stranger = net.connect({ host: '127.0.0.25', port, localAddress: '127.0.0.99' })
+    expect(await endOf(stranger)).toBe('ECONNRESET')
+    expect(forwarders[0]!.stats.clientsRefused).toBe(before.refused + 1)
+    expect(forwarders[1]!.stats.connections.accepted).toBe(before.accepted)
+    const source = await connect('127.0.0.25', port)
+    const reply = readAll(source)
+    source.end('from a source')
+    expect((await reply).toString()).toBe('from a source')
+    expect(forwarders[0]!.stats.connections.remote).toBe(before.remote + 1)
   })
 
   it('resets the client promptly when the target refuses the connection', async () => {
@@ -197,7 +214,7 @@ describe('LinkForwarder over libp2p', () => {
     sourcesOnA.add('web/down')
     await forwarders[0]!.listen('127.0.0.16', gone.port, 'web/down')
     const before = forwarders[1]!.stats.refused['target-unreachable']
-    const client = await connect('127.0.0.16', gone.port)
+    const client = net.connect({ host: '127.0.0.16', port: gone.port })
     expect(await endOf(client)).toBe('ECONNRESET')
     expect(forwarders[1]!.stats.refused['target-unreachable']).toBe(before + 1)
   })
