@@ -17,7 +17,7 @@ import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
 import { errorMessage } from './errors.ts'
 import { readLinkView, type LinkView } from '../runtime/links/store.ts'
-import { hostHasSource, linkName, linkTargets } from '../runtime/links/links.ts'
+import { hostHasSource, linkName, linkSourcesOn, linkTargets } from '../runtime/links/links.ts'
 import { CONTAINERS_PREFIX, LINKS_PREFIX } from '../storage/statestore/index.ts'
 import { TASKS_PREFIX } from '../runtime/scheduler/task.ts'
 import type { LinkInstance } from '../protocols/link/targets.ts'
@@ -40,6 +40,8 @@ export class LinkDataplane {
   readonly forwarder: LinkForwarder
   private readonly init: LinkDataplaneInit
   private view: LinkView | null = null
+  /** Per link: the addresses of its running source containers on this host (built with the view). */
+  private clients: Map<string, Set<string>> | null = null
   private unwatch: Array<() => void> = []
   private timer: ReturnType<typeof setInterval> | null = null
   private syncing = false
@@ -60,6 +62,7 @@ export class LinkDataplane {
       selfId: init.selfId,
       log: init.log,
       authorize: (remote, link, port) => this.authorize(remote, link, port),
+      admitClient: (address, link) => this.admit(address, link),
       resolveTargets: (link, port) => this.targets(link, port),
     })
   }
@@ -70,12 +73,12 @@ export class LinkDataplane {
     for (const prefix of [LINKS_PREFIX, CONTAINERS_PREFIX, TASKS_PREFIX]) {
       this.unwatch.push(watches.add(prefix, machine.store.revision, {
         deliver: () => {
-          this.view = null
+          this.forget()
           this.kick()
           return true
         },
         compacted: () => {
-          this.view = null
+          this.forget()
           this.kick()
         },
       }))
@@ -94,6 +97,11 @@ export class LinkDataplane {
     await this.forwarder.stop()
   }
 
+  private forget(): void {
+    this.view = null
+    this.clients = null
+  }
+
   /** The links, containers and out-of-service ids as of the last change (read once per change, not per connection). */
   private current(): LinkView {
     this.view ??= readLinkView(this.init.machine.store)
@@ -104,6 +112,19 @@ export class LinkDataplane {
     const view = this.current()
     const l = view.links.find((x) => linkName(x) === link)
     return l !== undefined && l.ports.some((p) => p.port === port && p.protocol === 'tcp') && hostHasSource(remote, l, view.containers)
+  }
+
+  /**
+   * A link address serves only the link's source containers on this host, as Docker's legacy
+   * links open the target to the source alone: another container here (which gets NXDOMAIN for
+   * the alias) must not reach the target by dialling the address it guessed.
+   */
+  private admit(address: string, link: string): boolean {
+    if (this.clients === null) {
+      const view = this.current()
+      this.clients = new Map(linkSourcesOn(this.init.selfId, view.links, view.containers).map(({ link: l, containers }) => [linkName(l), new Set(containers.flatMap((c) => c.ips))]))
+    }
+    return this.clients.get(link)?.has(address) === true
   }
 
   private targets(link: string, port: number): LinkInstance[] {

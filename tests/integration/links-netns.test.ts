@@ -21,7 +21,7 @@ interface St {
   addrs: string[]
   voters: string[]
   dns: { containers: { listen: string[] } } | null
-  linkForwarder: { listeners: number; connections: { local: number; remote: number; accepted: number }; refused: RefusalCounts } | null
+  linkForwarder: { listeners: number; clientsRefused: number; connections: { local: number; remote: number; accepted: number }; refused: RefusalCounts } | null
 }
 interface LinkRow { source: string; target: string; alias: string; address: string | null; state: string }
 
@@ -131,11 +131,11 @@ describe('links across hosts in their own network namespaces (stock dockerd each
     await waitFor('two voters', async () => ((await a.status()).voters.length === 2 ? true : undefined), 60_000)
     await waitFor('A to serve DNS on docker0', async () => ((await a.status()).dns?.containers.listen.includes(`${dockA.gateway}:53`) === true ? true : undefined), 30_000)
 
-    // B holds a container more than A, so the target's address is one that no container on A has:
+    // B holds more containers than A, so the target's address is one that no container on A has:
     // A's failure to reach it is the routing's, not a local container's refusal.
-    await dockB.dockerOk(['run', '-d', '--name', 'spacer', TEST_IMAGE, 'sleep', '3600'])
+    for (const name of ['spacer', 'spacer2']) await dockB.dockerOk(['run', '-d', '--name', name, TEST_IMAGE, 'sleep', '3600'])
     await dockB.dockerOk(['run', '-d', '--name', 'store', TEST_IMAGE, 'nc', '-ll', '-p', String(SERVICE_PORT), '-e', 'echo', REPLY])
-    await dockA.dockerOk(['run', '-d', '--name', 'client', '--dns', dockA.gateway, '--dns-search', 'shoal', TEST_IMAGE, 'sleep', '3600'])
+    for (const name of ['client', 'other']) await dockA.dockerOk(['run', '-d', '--name', name, '--dns', dockA.gateway, '--dns-search', 'shoal', TEST_IMAGE, 'sleep', '3600'])
     targetIp = await ipOf(dockB, 'store')
     await waitFor('both peers to know both containers', async () => {
       for (const p of [a, b]) {
@@ -156,7 +156,7 @@ describe('links across hosts in their own network namespaces (stock dockerd each
   }, 90_000)
 
   it('a container on A cannot reach a container address on B: the hosts share only the LAN', async () => {
-    expect(await ipOf(dockA, 'client')).not.toBe(targetIp)
+    for (const name of ['client', 'other']) expect(await ipOf(dockA, name)).not.toBe(targetIp)
     // From a container beside it on B the target answers (the server is up)...
     expect(await inClientOf(dockB, 'spacer', `echo x | nc -w 3 ${targetIp} ${SERVICE_PORT}`)).toContain(REPLY)
     // ...and from A it does not.
@@ -186,6 +186,14 @@ describe('links across hosts in their own network namespaces (stock dockerd each
     // Carried over libp2p: A dialled, B accepted.
     expect((await a.status()).linkForwarder?.connections.remote).toBeGreaterThan(before.a?.connections.remote ?? 0)
     expect((await b.status()).linkForwarder?.connections.accepted).toBeGreaterThan(before.b?.connections.accepted ?? 0)
+
+    // Another container on A gets NXDOMAIN for the alias, and dialling the address it guessed is refused.
+    const other = await dockA.docker(['exec', 'other', 'nslookup', 'db'])
+    expect(`${other.stdout}${other.stderr}`).toMatch(/NXDOMAIN|can't find/i)
+    const refusedBefore = (await a.status()).linkForwarder?.clientsRefused ?? 0
+    const guessed = await inClientOf(dockA, 'other', `echo x | nc -w 3 ${linkAddress} ${SERVICE_PORT}`)
+    expect(guessed).not.toContain(REPLY)
+    expect((await a.status()).linkForwarder?.clientsRefused).toBe(refusedBefore + 1)
   })
 
   it('the target restarted with a new address is reached again at the same alias address', async () => {
