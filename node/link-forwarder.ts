@@ -52,6 +52,8 @@ const LINK_STREAM_WINDOW_MAX_BYTES = 4 * 1024 * 1024
 const STREAM_READ_BUFFER_MAX_BYTES = 16 * 1024 * 1024 + 1024 * 1024
 /** Link streams per protocol and connection (yamux allows 1000 streams per connection). */
 const LINK_STREAMS_PER_CONNECTION_MAX = 900
+/** Round-robin positions kept (one per link and port in use). */
+const CURSORS_MAX = 4_096
 /** Streams accepted from other peers at once; past this, new ones are refused 'unavailable'. */
 const ACCEPTED_CONNECTIONS_MAX = 4_096
 
@@ -279,6 +281,8 @@ export class LinkForwarder {
   }
 
   private nextCursor(k: string): number {
+    // Links come and go; forgetting every position now and then only restarts the rotation.
+    if (!this.cursors.has(k) && this.cursors.size >= CURSORS_MAX) this.cursors.clear()
     const at = this.cursors.get(k) ?? 0
     this.cursors.set(k, at + 1)
     return at
