@@ -40,7 +40,7 @@ export const TASK_AGENT_ENGINE_CONCURRENCY = 4
 /** Task-state writes at a time. */
 export const TASK_AGENT_KV_CONCURRENCY = 8
 /** How long a finished engine operation's key stays busy waiting for the runtime to show its effect. */
-export const TASK_AGENT_SETTLE_MS = 1000
+export const TASK_AGENT_SETTLE_MS = 5000
 /** Actions waiting for a free slot; more are dropped and decided again by a later step. */
 export const TASK_AGENT_QUEUE_MAX = 1024
 
@@ -93,7 +93,7 @@ export class TaskAgentDriver {
   private readonly now: () => number
   private readonly busy = new Set<string>()
   /** Finished engine operations whose effect the runtime has not reported yet: key → finished at. */
-  private readonly settling = new Map<string, number>()
+  private readonly settling = new Map<string, { at: number; action: AgentAction }>()
   private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
   private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
   private leaderlessSinceMs: number | null = null
@@ -102,8 +102,6 @@ export class TaskAgentDriver {
   private debounce: ReturnType<typeof setTimeout> | null = null
   /** Steps at the core's next deadline (a restart back-off, a drain) rather than at the next tick. */
   private wakeTimer: ReturnType<typeof setTimeout> | null = null
-  /** Runtime changes seen so far: an operation that saw one while it ran needs no settling. */
-  private runtimeChanges = 0
   private tick: ReturnType<typeof setInterval> | null = null
   private unsubscribe: (() => void) | null = null
   private unwatch: Array<() => void> = []
@@ -168,16 +166,21 @@ export class TaskAgentDriver {
       this.schedule()
       return
     }
-    this.runtimeChanges++
-    // The runtime has shown what happened: operations waiting for that are free again.
-    this.settling.forEach((_at, key) => this.busy.delete(key))
-    this.settling.clear()
+    // Operations whose effect the runtime now shows are free again. Only those: in a burst,
+    // another container's event must not free a run whose container is not listed yet, or the
+    // core would run the same task again (a name conflict, an engine slot wasted).
+    for (const [key, s] of this.settling) {
+      if (this.shown(s.action)) {
+        this.settling.delete(key)
+        this.busy.delete(key)
+      }
+    }
     this.schedule()
   }
 
   private onTick(): void {
     const nowMs = this.now()
-    for (const [key, at] of this.settling) {
+    for (const [key, { at }] of this.settling) {
       if (nowMs - at >= TASK_AGENT_SETTLE_MS) {
         this.settling.delete(key)
         this.busy.delete(key)
@@ -278,10 +281,9 @@ export class TaskAgentDriver {
       if (a === undefined) return
       this.running[lane]++
       this.stats.actions++
-      const changesBefore = this.runtimeChanges
       this.execute(a).then(
-        // A runtime that reported a change while the operation ran (MemoryRuntime does so inside the call) has shown it already.
-        (settle) => this.finish(lane, a, settle && this.runtimeChanges === changesBefore),
+        // A runtime that reported the effect while the operation ran (MemoryRuntime does so inside the call) has shown it already.
+        (settle) => this.finish(lane, a, settle && !this.shown(a)),
         (err: unknown) => {
           this.fail(`${describe(a)} failed: ${err instanceof Error ? err.message : String(err)}`)
           this.finish(lane, a, false)
@@ -293,10 +295,28 @@ export class TaskAgentDriver {
   private finish(lane: Lane, a: AgentAction, settle: boolean): void {
     this.running[lane]--
     const key = actionKey(a)
-    if (settle && !this.stopped) this.settling.set(key, this.now())
+    if (settle && !this.stopped) this.settling.set(key, { at: this.now(), action: a })
     else this.busy.delete(key)
     this.pump(lane)
     this.schedule()
+  }
+
+  /** Whether the runtime's view already shows what `a` did. */
+  private shown(a: AgentAction): boolean {
+    const containers = this.init.runtime?.containers() ?? []
+    switch (a.kind) {
+      case 'run':
+        return containers.some((c) => c.name === a.spec.name)
+      case 'start':
+        return containers.some((c) => c.id === a.containerId && c.state === 'running')
+      case 'stop':
+        return !containers.some((c) => c.id === a.containerId && c.state === 'running')
+      case 'remove':
+        return !containers.some((c) => c.id === a.containerId)
+      case 'report':
+      case 'unreport':
+        return true
+    }
   }
 
   /** Runs one action; resolves whether its key should wait for the runtime to show the effect. */

@@ -9,6 +9,7 @@ import { StateStore, type Request } from '../../storage/statestore/index.ts'
 import { WatchHub } from '../../node/watch-hub.ts'
 import { TaskAgentDriver } from '../../node/task-agent.ts'
 import { MemoryRuntime } from '../../runtime/memory-runtime.ts'
+import type { TaskContainerSpec, TaskEngine } from '../../runtime/runtime.ts'
 import { encodeServiceRecord } from '../../runtime/scheduler/spec.ts'
 import { decodeObserved, encodeTask, taskKey, taskStateKey, type Observed, type Task } from '../../runtime/scheduler/task.ts'
 import { service, task } from '../helpers/scheduler-fixtures.ts'
@@ -108,6 +109,32 @@ describe('TaskAgentDriver', () => {
     await vi.waitFor(() => expect(second.stats.steps).toBeGreaterThanOrEqual(2), { timeout: 5000, interval: 10 })
     expect(runtime.containers().map((c) => c.id)).toEqual(ids)
     expect(second.stats.actions).toBe(0)
+  })
+
+  it('a run whose container the runtime does not list yet is not run again when another container changes', async () => {
+    const { replica, runtime } = await setup()
+    // Docker lists a new container only after its events arrive; under load, other containers'
+    // events come first. The run must stay in flight until its own container shows.
+    const runs: TaskContainerSpec[] = []
+    const engine: TaskEngine = {
+      runTask: (spec) => {
+        runs.push(spec)
+        return Promise.resolve('pending-id')
+      },
+      startTask: () => Promise.resolve(),
+      stopTask: () => Promise.resolve(),
+      removeTask: () => Promise.resolve(),
+    }
+    replica.putTask(task('web', 1, SELF, {}, null))
+    const d = driver(replica, runtime, engine)
+    await vi.waitFor(() => expect(runs.length).toBe(1), { timeout: 5000, interval: 10 })
+    runtime.run({ name: 'users-own', image: 'x' })
+    await vi.waitFor(() => expect(d.stats.steps).toBeGreaterThanOrEqual(3), { timeout: 5000, interval: 10 })
+    expect(runs.length, 'no second run of web.1.1 before its container shows').toBe(1)
+    const spec = runs[0]!
+    runtime.run({ name: spec.name, image: spec.image, labels: spec.labels })
+    await vi.waitFor(() => expect(replica.observed('web', '1')?.state).toBe('running'), { timeout: 5000, interval: 10 })
+    expect(runs.length).toBe(1)
   })
 
   it('a task removed by the scheduler: its container stops and goes, its report is deleted', async () => {
