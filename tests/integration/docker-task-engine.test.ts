@@ -157,11 +157,12 @@ describe('DockerRuntime as a TaskEngine against a private dockerd', () => {
   it('waits out a grace longer than its request timeout: the stop request gets the grace on top', async () => {
     // Started by the other runtime: starting a container can itself take longer than 500 ms here.
     const id = await rt.runTask(spec('patient.1.1'))
-    const quick = new DockerRuntime({ socket: d.socket, identity, requestTimeoutMs: 500 })
+    const quick = new DockerRuntime({ socket: d.socket, identity, requestTimeoutMs: 1500 })
     await quick.start()
     try {
-      // docker stop -t 2 says nothing for 2 s: a 500 ms bound alone would cut it off.
-      await quick.stopTask(id, 1500)
+      // docker stop -t 4 says nothing for 4 s: a 1.5 s bound alone would cut it off. The bound
+      // on top of the grace leaves the engine 1.5 s to kill and reap, plenty even under load.
+      await quick.stopTask(id, 4000)
       expect((await inspect(id)).State).toMatchObject({ Status: 'exited', ExitCode: 137 })
       await quick.removeTask(id)
     } finally {
