@@ -1,8 +1,9 @@
 /**
  * The links' data path on this host (issue 13): keeps the link interface's addresses and the
- * forwarder's listeners in step with the cluster state, and answers the forwarder's two
- * questions from this peer's replica: who may open a link stream here (a peer hosting a
- * source container of that link, for one of its ports), and where a link's target runs.
+ * forwarder's listeners in step with the cluster state, and answers the forwarder's three
+ * questions from this peer's replica: which clients a link address serves (the link's source
+ * containers on this host), who may open a link stream here (a peer hosting a source container
+ * of that link, for one of its ports), and where a link's target runs.
  *
  * It re-syncs after every change of links, containers, tasks or this host's link addresses,
  * one sync at a time; a failed sync (no CAP_NET_ADMIN, an address in use) is logged once per
