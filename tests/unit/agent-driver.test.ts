@@ -60,7 +60,7 @@ afterEach(() => {
   for (const d of drivers.splice(0)) d.stop()
 })
 
-function driver(replica: Replica, runtime: MemoryRuntime | null, engine = runtime, ready = (): boolean => true): TaskAgentDriver {
+function driver(replica: Replica, runtime: MemoryRuntime | null, engine: TaskEngine | null = runtime, ready = (): boolean => true): TaskAgentDriver {
   const d = new TaskAgentDriver({
     selfId: SELF, engine, runtime, machine: replica.machine, watches: replica.watches, kv: replica.kv,
     raftLeader: () => SELF, dns: () => ['10.0.0.1'], drainMs: 0, log: quiet, ready,
