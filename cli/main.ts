@@ -2,15 +2,6 @@
 import { readFileSync } from 'node:fs'
 import { UserError, UsageError, environmentError } from '../node/errors.ts'
 import { SHOAL_VERSION } from '../node/version.ts'
-import { startCommand, START_USAGE } from './commands/start.ts'
-import { statusCommand, peersCommand } from './commands/cluster.ts'
-import { eventsCommand, eventCommand } from './commands/events.ts'
-import { kvCommand, KV_USAGE } from './commands/kv.ts'
-import { lockCommand } from './commands/lock.ts'
-import { psCommand, hostsCommand, PS_USAGE } from './commands/ps.ts'
-import { simulateCommand, SIMULATE_USAGE } from './commands/simulate.ts'
-import { serviceCommand, hostCommand, serviceUsage, HOST_USAGE } from './commands/service.ts'
-import { linkCommand, dockerConfigCommand, LINK_USAGE, DOCKER_CONFIG_USAGE } from './commands/link.ts'
 
 const USAGE = `Usage: shoal COMMAND [OPTIONS]
 
@@ -48,25 +39,59 @@ Test before you trust (see 'shoal simulate --help'):
   version            print the version
 `
 
-const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  start: startCommand,
-  status: statusCommand,
-  peers: peersCommand,
-  events: eventsCommand,
-  event: eventCommand,
-  kv: kvCommand,
-  lock: lockCommand,
-  ps: psCommand,
-  hosts: hostsCommand,
-  simulate: simulateCommand,
-  service: serviceCommand,
-  host: hostCommand,
-  link: linkCommand,
-  'docker-config': dockerConfigCommand,
-  version: async () => {
-    process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
-    return 0
+/** A command, loaded on demand: its runner and its usage text. */
+interface Command {
+  run: (argv: string[]) => Promise<number>
+  usage?: (rest: string[]) => string
+}
+
+// Each command's module is imported only when that command runs: a client command must not
+// pay for loading the daemon (libp2p, Raft, Docker) it talks to over a socket.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  start: async () => {
+    const m = await import('./commands/start.ts')
+    return { run: m.startCommand, usage: () => m.START_USAGE }
   },
+  status: async () => ({ run: (await import('./commands/cluster.ts')).statusCommand }),
+  peers: async () => ({ run: (await import('./commands/cluster.ts')).peersCommand }),
+  events: async () => ({ run: (await import('./commands/events.ts')).eventsCommand }),
+  event: async () => ({ run: (await import('./commands/events.ts')).eventCommand }),
+  kv: async () => {
+    const m = await import('./commands/kv.ts')
+    return { run: m.kvCommand, usage: () => m.KV_USAGE }
+  },
+  lock: async () => ({ run: (await import('./commands/lock.ts')).lockCommand }),
+  ps: async () => {
+    const m = await import('./commands/ps.ts')
+    return { run: m.psCommand, usage: () => m.PS_USAGE }
+  },
+  hosts: async () => ({ run: (await import('./commands/ps.ts')).hostsCommand }),
+  simulate: async () => {
+    const m = await import('./commands/simulate.ts')
+    return { run: m.simulateCommand, usage: () => m.SIMULATE_USAGE }
+  },
+  service: async () => {
+    const m = await import('./commands/service.ts')
+    return { run: m.serviceCommand, usage: (rest) => m.serviceUsage(rest[0]) }
+  },
+  host: async () => {
+    const m = await import('./commands/service.ts')
+    return { run: m.hostCommand, usage: () => m.HOST_USAGE }
+  },
+  link: async () => {
+    const m = await import('./commands/link.ts')
+    return { run: m.linkCommand, usage: () => m.LINK_USAGE }
+  },
+  'docker-config': async () => {
+    const m = await import('./commands/link.ts')
+    return { run: m.dockerConfigCommand, usage: () => m.DOCKER_CONFIG_USAGE }
+  },
+  version: () => Promise.resolve({
+    run: () => {
+      process.stdout.write(`shoal ${SHOAL_VERSION}\n`)
+      return Promise.resolve(0)
+    },
+  }),
 }
 
 /** What a shell reports for a process killed by SIGPIPE (128 + 13), as `cat big | head -1` gives. */
@@ -126,16 +151,16 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE)
     return command === undefined ? 2 : 0
   }
-  if (command === '--version') return COMMANDS['version']?.([]) ?? 0
-  const run = COMMANDS[command]
-  if (run === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+  const load = COMMANDS[command === '--version' ? 'version' : command]
+  if (load === undefined) throw new UsageError(`unknown command ${JSON.stringify(command)}`)
+  const loaded = await load()
   const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest // what follows -- belongs to a child command
   if (own.includes('--help') || own.includes('-h')) {
-    const usage: Record<string, string> = { start: START_USAGE, kv: KV_USAGE, ps: PS_USAGE, simulate: SIMULATE_USAGE, service: serviceUsage(rest[0]), host: HOST_USAGE, link: LINK_USAGE, 'docker-config': DOCKER_CONFIG_USAGE }
-    process.stdout.write(usage[command] === undefined ? USAGE : `${usage[command]}\n`)
+    const usage = loaded.usage?.(rest)
+    process.stdout.write(usage === undefined ? USAGE : `${usage}\n`)
     return 0
   }
-  return run(rest)
+  return loaded.run(rest)
 }
 
 try {
