@@ -11,8 +11,7 @@
 import type { Membership } from '../protocols/gossip/membership.ts'
 import { reconcile } from '../runtime/scheduler/reconcile.ts'
 import { changeTxns } from '../runtime/scheduler/proposals.ts'
-import { readSchedulerState } from '../runtime/scheduler/state.ts'
-import type { SchedHost } from '../runtime/scheduler/feasible.ts'
+import { readSchedulerState, schedulerHosts } from '../runtime/scheduler/state.ts'
 import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX } from '../storage/statestore/index.ts'
 import { HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX } from '../runtime/scheduler/task.ts'
 import type { KvService } from './kv-service.ts'
@@ -112,22 +111,8 @@ export class SchedulerLoop {
     const nowMs = Date.now()
     this.leaderSinceMs ??= nowMs
     const state = readSchedulerState(machine.store)
-    const members = new Map(membership.members().map((m) => [m.peerId, m]))
-    const hosts: SchedHost[] = state.hosts.map((h) => {
-      const m = members.get(h.peerId)
-      return {
-        id: h.peerId,
-        name: h.name,
-        labels: h.labels ?? {},
-        cpus: h.cpus,
-        memoryBytes: h.memoryBytes,
-        // A host this leader has not heard of yet counts as dead since it became leader: a
-        // fresh leader must not move every task before SWIM has told it who is alive.
-        liveness: m?.state ?? 'dead',
-        livenessSinceMs: m === undefined ? (this.leaderSinceMs ?? nowMs) : Math.max(Date.parse(m.stateSince), this.leaderSinceMs ?? nowMs),
-        drained: state.drained.has(h.peerId),
-      }
-    })
+    const members = membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) }))
+    const hosts = schedulerHosts(state, members, this.leaderSinceMs)
     const changes = reconcile({
       services: state.services, statuses: state.statuses, tasks: state.tasks, hosts,
       containers: state.containers, nowMs, deadGraceMs: this.init.rescheduleGraceMs,

@@ -22,9 +22,9 @@
  * caught up, it only deletes the task-state keys of slots no longer assigned here.
  */
 import type { ContainerRuntime, RuntimeChange, TaskEngine } from '../runtime/runtime.ts'
+import { readAgentState } from '../runtime/agent/state.ts'
 import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
-import { decodeServiceRecord, type ServiceRecord } from '../runtime/scheduler/spec.ts'
-import { TASKS_PREFIX, TASK_STATES_PREFIX, decodeObserved, decodeTask, encodeObserved, type Observed, type Task } from '../runtime/scheduler/task.ts'
+import { TASKS_PREFIX, TASK_STATES_PREFIX, encodeObserved } from '../runtime/scheduler/task.ts'
 import { SERVICES_PREFIX } from '../storage/statestore/index.ts'
 import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
@@ -43,12 +43,6 @@ export const TASK_AGENT_KV_CONCURRENCY = 8
 export const TASK_AGENT_SETTLE_MS = 5000
 /** Actions waiting for a free slot; more are dropped and decided again by a later step. */
 export const TASK_AGENT_QUEUE_MAX = 1024
-
-/**
- * Stands in for a task-state value that does not decode: generation 0 matches no task, so the
- * core overwrites it with a true report, or deletes it when its slot is not assigned here.
- */
-const UNREADABLE_REPORT: Observed = Object.freeze({ generation: 0, state: 'pending', sinceMs: 0 })
 
 export interface TaskAgentInit {
   selfId: string
@@ -193,22 +187,7 @@ export class TaskAgentDriver {
   private view(nowMs: number): AgentInput {
     const { selfId, machine, runtime } = this.init
     const store = machine.store
-    const tasks: Task[] = []
-    for (const kv of store.range(TASKS_PREFIX).kvs) {
-      const r = decodeTask(kv.value, kv.key)
-      if (!r.ok) continue
-      if (r.value.host === selfId || r.value.previous?.host === selfId) tasks.push({ ...r.value, observed: null })
-    }
-    const services = new Map<string, ServiceRecord>()
-    for (const kv of store.range(SERVICES_PREFIX).kvs) {
-      const r = decodeServiceRecord(kv.value)
-      if (r.ok && kv.key === `${SERVICES_PREFIX}${r.value.name}`) services.set(r.value.name, r.value)
-    }
-    const reported = new Map<string, Observed>()
-    for (const kv of store.range(`${TASK_STATES_PREFIX}${selfId}/`).kvs) {
-      const r = decodeObserved(kv.value)
-      reported.set(kv.key, r.ok ? r.value : UNREADABLE_REPORT)
-    }
+    const { tasks, services, reported } = readAgentState(store, selfId)
     const leader = this.init.raftLeader()
     if (leader !== null) this.leaderlessSinceMs = null
     else this.leaderlessSinceMs ??= nowMs

@@ -18,16 +18,17 @@
 // Broken variants (test-only) wrap the cores' inputs and outputs here, so the
 // cores stay as shipped.
 
+import { readAgentState } from '../runtime/agent/state.ts'
 import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
 import type { Member } from '../protocols/gossip/failure-detector.ts'
 import { changeTxns } from '../runtime/scheduler/proposals.ts'
 import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
 import type { SchedHost } from '../runtime/scheduler/feasible.ts'
-import { readSchedulerState } from '../runtime/scheduler/state.ts'
-import { decodeServiceRecord, type ServiceRecord } from '../runtime/scheduler/spec.ts'
+import { readSchedulerState, schedulerHosts } from '../runtime/scheduler/state.ts'
+import type { ServiceRecord } from '../runtime/scheduler/spec.ts'
 import {
   HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX,
-  decodeObserved, decodeTask, encodeObserved, type Observed, type Task,
+  encodeObserved, type Task,
 } from '../runtime/scheduler/task.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
 import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, encodeRecord, hostKey, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
@@ -114,7 +115,6 @@ const SCHEDULER_WATCHED = [SERVICES_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, SE
 export const AGENT_WATCH = 1
 export const SCHEDULER_WATCH = 2
 
-const UNREADABLE_REPORT: Observed = Object.freeze({ generation: 0, state: 'pending', sinceMs: 0 })
 
 type Lane = 'engine' | 'kv'
 
@@ -218,21 +218,7 @@ export class ServiceSide {
     this.leaderSinceMs ??= nowMs
     const since = this.leaderSinceMs
     const state = readSchedulerState(d.store())
-    const members = new Map(d.members().map((m) => [m.peerId, m]))
-    const hosts: SchedHost[] = state.hosts.map((h) => {
-      const m = members.get(h.peerId)
-      return {
-        id: h.peerId,
-        name: h.name,
-        labels: h.labels ?? {},
-        cpus: h.cpus,
-        memoryBytes: h.memoryBytes,
-        // A host this leader has not heard of yet counts as dead since it became leader.
-        liveness: m?.state ?? 'dead',
-        livenessSinceMs: m === undefined ? since : Math.max(m.stateSinceMs, since),
-        drained: state.drained.has(h.peerId),
-      }
-    })
+    const hosts = schedulerHosts(state, d.members(), since)
     const faults = d.faults
     const seenHosts = faults.schedulerIgnoresLiveness ? hosts.map((h) => ({ ...h, liveness: 'alive' as const })) : hosts
     const seenTasks = faults.rolloutIgnoresHealth ? state.tasks.map(assumeHealthy) : state.tasks
@@ -313,22 +299,7 @@ export class ServiceSide {
   private view(nowMs: number): AgentInput {
     const { selfId } = this.d
     const store = this.d.store()
-    const tasks: Task[] = []
-    for (const kv of store.range(TASKS_PREFIX).kvs) {
-      const r = decodeTask(kv.value, kv.key)
-      if (!r.ok) continue
-      if (r.value.host === selfId || r.value.previous?.host === selfId) tasks.push({ ...r.value, observed: null })
-    }
-    const services = new Map<string, ServiceRecord>()
-    for (const kv of store.range(SERVICES_PREFIX).kvs) {
-      const r = decodeServiceRecord(kv.value)
-      if (r.ok && kv.key === `${SERVICES_PREFIX}${r.value.name}`) services.set(r.value.name, r.value)
-    }
-    const reported = new Map<string, Observed>()
-    for (const kv of store.range(`${TASK_STATES_PREFIX}${selfId}/`).kvs) {
-      const r = decodeObserved(kv.value)
-      reported.set(kv.key, r.ok ? r.value : UNREADABLE_REPORT)
-    }
+    const { tasks, services, reported } = readAgentState(store, selfId)
     if (this.d.hasLeader()) this.leaderlessSinceMs = null
     else this.leaderlessSinceMs ??= nowMs
     return {

@@ -6,6 +6,7 @@
  */
 import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, parseContainer, parseHost, type Container, type Host, type StateStore } from '../../storage/statestore/index.ts'
 import { decodeServiceRecord, type ServiceRecord } from './spec.ts'
+import type { SchedHost } from './feasible.ts'
 import {
   HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX,
   decodeDrained, decodeObserved, decodeServiceStatus, decodeTask, parseTaskStateKey, taskStateKey,
@@ -76,4 +77,34 @@ export function readSchedulerState(store: StateStore): SchedulerState {
     if (r.ok) containers.push(r.record)
   }
   return { services, statuses, tasks, hosts, drained, containers, observed, revisions, unreadable }
+}
+
+/** A member as the failure detector sees it, with when it entered that state (ms). */
+export interface MemberLiveness {
+  readonly peerId: string
+  readonly state: SchedHost['liveness']
+  readonly stateSinceMs: number
+}
+
+/**
+ * The hosts as the leader's scheduler sees them: each host record with its liveness from the
+ * failure detector. A host the leader has not heard of yet counts as dead since the leader
+ * took over, and no state counts from before then: a fresh leader must not move every task
+ * before SWIM has told it who is alive. The daemon's loop and the simulator both call this.
+ */
+export function schedulerHosts(state: Pick<SchedulerState, 'hosts' | 'drained'>, members: readonly MemberLiveness[], leaderSinceMs: number): SchedHost[] {
+  const byId = new Map(members.map((m) => [m.peerId, m]))
+  return state.hosts.map((h) => {
+    const m = byId.get(h.peerId)
+    return {
+      id: h.peerId,
+      name: h.name,
+      labels: h.labels ?? {},
+      cpus: h.cpus,
+      memoryBytes: h.memoryBytes,
+      liveness: m?.state ?? 'dead',
+      livenessSinceMs: m === undefined ? leaderSinceMs : Math.max(m.stateSinceMs, leaderSinceMs),
+      drained: state.drained.has(h.peerId),
+    }
+  })
 }
