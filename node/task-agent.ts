@@ -23,7 +23,10 @@
  */
 import type { ContainerRuntime, RuntimeChange, TaskEngine } from '../runtime/runtime.ts'
 import { readAgentState } from '../runtime/agent/state.ts'
-import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
+import {
+  InFlight, TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_QUEUE_MAX,
+} from '../runtime/agent/in-flight.ts'
+import { TaskAgent, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
 import { TASKS_PREFIX, TASK_STATES_PREFIX, encodeObserved } from '../runtime/scheduler/task.ts'
 import { SERVICES_PREFIX } from '../storage/statestore/index.ts'
 import type { KvService } from './kv-service.ts'
@@ -31,18 +34,9 @@ import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
 
-/** Steps at least this often, for back-off and drain deadlines. */
-export const TASK_AGENT_TICK_MS = 1000
-/** A burst of changes within this window is one step. */
-export const TASK_AGENT_DEBOUNCE_MS = 20
-/** Engine operations at a time (each may pull an image or wait out a stop grace). */
-export const TASK_AGENT_ENGINE_CONCURRENCY = 4
-/** Task-state writes at a time. */
-export const TASK_AGENT_KV_CONCURRENCY = 8
-/** How long a finished engine operation's key stays busy waiting for the runtime to show its effect. */
-export const TASK_AGENT_SETTLE_MS = 5000
-/** Actions waiting for a free slot; more are dropped and decided again by a later step. */
-export const TASK_AGENT_QUEUE_MAX = 1024
+export {
+  TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_SETTLE_MS, TASK_AGENT_QUEUE_MAX,
+} from '../runtime/agent/in-flight.ts'
 
 export interface TaskAgentInit {
   selfId: string
@@ -85,9 +79,7 @@ export class TaskAgentDriver {
   private readonly init: TaskAgentInit
   private readonly agent = new TaskAgent()
   private readonly now: () => number
-  private readonly busy = new Set<string>()
-  /** Finished engine operations whose effect the runtime has not reported yet: key → finished at. */
-  private readonly settling = new Map<string, { at: number; action: AgentAction }>()
+  private readonly inFlight = new InFlight()
   private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
   private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
   private leaderlessSinceMs: number | null = null
@@ -163,23 +155,13 @@ export class TaskAgentDriver {
     // Operations whose effect the runtime now shows are free again. Only those: in a burst,
     // another container's event must not free a run whose container is not listed yet, or the
     // core would run the same task again (a name conflict, an engine slot wasted).
-    for (const [key, s] of this.settling) {
-      if (this.shown(s.action)) {
-        this.settling.delete(key)
-        this.busy.delete(key)
-      }
-    }
+    this.inFlight.runtimeChanged(this.init.runtime?.containers() ?? [])
     this.schedule()
   }
 
   private onTick(): void {
     const nowMs = this.now()
-    for (const [key, { at }] of this.settling) {
-      if (nowMs - at >= TASK_AGENT_SETTLE_MS) {
-        this.settling.delete(key)
-        this.busy.delete(key)
-      }
-    }
+    this.inFlight.expire(nowMs)
     this.schedule()
   }
 
@@ -197,7 +179,7 @@ export class TaskAgentDriver {
       reported, dns: this.init.dns(),
       leaderlessSinceMs: this.leaderlessSinceMs,
       drainMs: this.init.drainMs,
-      busy: this.busy,
+      busy: this.inFlight.busy,
     }
   }
 
@@ -248,7 +230,7 @@ export class TaskAgentDriver {
   private enqueue(a: AgentAction): void {
     const lane: Lane = a.kind === 'report' || a.kind === 'unreport' ? 'kv' : 'engine'
     if (this.queues[lane].length >= TASK_AGENT_QUEUE_MAX) return
-    this.busy.add(actionKey(a))
+    this.inFlight.begin(a)
     this.queues[lane].push(a)
     this.pump(lane)
   }
@@ -262,7 +244,7 @@ export class TaskAgentDriver {
       this.stats.actions++
       this.execute(a).then(
         // A runtime that reported the effect while the operation ran (MemoryRuntime does so inside the call) has shown it already.
-        (settle) => this.finish(lane, a, settle && !this.shown(a)),
+        (settle) => this.finish(lane, a, settle),
         (err: unknown) => {
           this.fail(`${describe(a)} failed: ${err instanceof Error ? err.message : String(err)}`)
           this.finish(lane, a, false)
@@ -273,29 +255,9 @@ export class TaskAgentDriver {
 
   private finish(lane: Lane, a: AgentAction, settle: boolean): void {
     this.running[lane]--
-    const key = actionKey(a)
-    if (settle && !this.stopped) this.settling.set(key, { at: this.now(), action: a })
-    else this.busy.delete(key)
+    this.inFlight.finished(a, settle && !this.stopped, this.init.runtime?.containers() ?? [], this.now())
     this.pump(lane)
     this.schedule()
-  }
-
-  /** Whether the runtime's view already shows what `a` did. */
-  private shown(a: AgentAction): boolean {
-    const containers = this.init.runtime?.containers() ?? []
-    switch (a.kind) {
-      case 'run':
-        return containers.some((c) => c.name === a.spec.name)
-      case 'start':
-        return containers.some((c) => c.id === a.containerId && c.state === 'running')
-      case 'stop':
-        return !containers.some((c) => c.id === a.containerId && c.state === 'running')
-      case 'remove':
-        return !containers.some((c) => c.id === a.containerId)
-      case 'report':
-      case 'unreport':
-        return true
-    }
   }
 
   /** Runs one action; resolves whether its key should wait for the runtime to show the effect. */

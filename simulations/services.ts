@@ -12,14 +12,17 @@
 //   host's task-states/ (debounced), every second and at the core's next
 //   deadline; engine operations 4 at a time against the host's SimEngine,
 //   reports 8 at a time as this peer's writes; an action's key stays busy until
-//   it is done and the runtime has shown its effect (or a second passed);
+//   it is done and the runtime has shown its own effect (runtime/agent/in-flight.ts);
 // - the host record hosts/<self> (HostSync writes it in the daemon).
 //
 // Broken variants (test-only) wrap the cores' inputs and outputs here, so the
 // cores stay as shipped.
 
 import { readAgentState } from '../runtime/agent/state.ts'
-import { TaskAgent, actionKey, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
+import {
+  InFlight, TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_QUEUE_MAX,
+} from '../runtime/agent/in-flight.ts'
+import { TaskAgent, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
 import type { Member } from '../protocols/gossip/failure-detector.ts'
 import { changeTxns } from '../runtime/scheduler/proposals.ts'
 import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
@@ -37,13 +40,9 @@ import type { SimEngine } from './engine.ts'
 
 /** node/scheduler-loop.ts SCHEDULER_TICK_MS. */
 export const SCHEDULER_TICK_MS = 250
-/** node/task-agent.ts constants. */
-export const TASK_AGENT_TICK_MS = 1000
-export const TASK_AGENT_DEBOUNCE_MS = 20
-export const TASK_AGENT_ENGINE_CONCURRENCY = 4
-export const TASK_AGENT_KV_CONCURRENCY = 8
-export const TASK_AGENT_SETTLE_MS = 1000
-export const TASK_AGENT_QUEUE_MAX = 1024
+export {
+  TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_SETTLE_MS, TASK_AGENT_QUEUE_MAX,
+} from '../runtime/agent/in-flight.ts'
 
 /** How services run on every node of a scenario that has them. */
 export interface ServiceSettings {
@@ -130,14 +129,12 @@ export class ServiceSide {
   private lastSchedTickMs: number
   // Agent driver.
   private readonly agent = new TaskAgent()
-  private readonly busy = new Set<string>()
-  private readonly settling = new Map<string, number>()
+  private readonly inFlight = new InFlight()
   private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
   private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
   private leaderlessSinceMs: number | null = null
   private debounced = false
   private wakeSeq = 0
-  private runtimeChanges = 0
   private lastAgentTickMs: number
   // Host record.
   private hostWriting = false
@@ -269,19 +266,12 @@ export class ServiceSide {
       this.schedule()
       return
     }
-    this.runtimeChanges++
-    for (const key of this.settling.keys()) this.busy.delete(key)
-    this.settling.clear()
+    this.inFlight.runtimeChanged(this.d.engine.runtime.containers())
     this.schedule()
   }
 
   private onAgentTick(nowMs: number): void {
-    for (const [key, at] of this.settling) {
-      if (nowMs - at >= TASK_AGENT_SETTLE_MS) {
-        this.settling.delete(key)
-        this.busy.delete(key)
-      }
-    }
+    this.inFlight.expire(nowMs)
     if (this.d.store().get(hostKey(this.d.selfId)) === null) this.writeHostRecord()
     this.schedule()
   }
@@ -308,7 +298,7 @@ export class ServiceSide {
       reported, dns: [],
       leaderlessSinceMs: this.leaderlessSinceMs,
       drainMs: this.d.settings.drainMs,
-      busy: this.busy,
+      busy: this.inFlight.busy,
     }
   }
 
@@ -339,7 +329,7 @@ export class ServiceSide {
   private enqueue(a: AgentAction): void {
     const lane: Lane = a.kind === 'report' || a.kind === 'unreport' ? 'kv' : 'engine'
     if (this.queues[lane].length >= TASK_AGENT_QUEUE_MAX) return
-    this.busy.add(actionKey(a))
+    this.inFlight.begin(a)
     this.queues[lane].push(a)
     this.pump(lane)
   }
@@ -350,17 +340,14 @@ export class ServiceSide {
       const a = this.queues[lane].shift()
       if (a === undefined) return
       this.running[lane]++
-      const changesBefore = this.runtimeChanges
-      this.execute(a, (settle) => this.finish(lane, a, settle && this.runtimeChanges === changesBefore))
+      this.execute(a, (settle) => this.finish(lane, a, settle))
     }
   }
 
   private finish(lane: Lane, a: AgentAction, settle: boolean): void {
     if (this.stopped) return
     this.running[lane]--
-    const key = actionKey(a)
-    if (settle) this.settling.set(key, this.d.nowMs())
-    else this.busy.delete(key)
+    this.inFlight.finished(a, settle, this.d.engine.runtime.containers(), this.d.nowMs())
     this.pump(lane)
     this.schedule()
   }
