@@ -286,6 +286,12 @@ export async function linksBench(o: LinksBenchOptions): Promise<void> {
     lan = new NetnsLan('bench-links')
     lan.attach(netA, LAN.a)
     lan.attach(netB, LAN.b)
+    // Ahead of the LAN's own handler again (it prepended itself after ours), so on an interrupt the
+    // processes die while the LAN still carries their connections' goodbyes.
+    for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+      process.removeListener(s, onSignal)
+      process.prependOnceListener(s, onSignal)
+    }
 
     progress('starting the peers')
     const a = new HostPeer('host-a', join(root, 'host-a'), dockA, ['--listen', `/ip4/${LAN.a}/tcp/${P2P_PORT}`])
@@ -335,7 +341,10 @@ export async function linksBench(o: LinksBenchOptions): Promise<void> {
     chmodSync(join(sshDir, 'authorized_keys'), 0o600)
     writeFileSync(join(sshDir, 'sshd_config'), [
       `ListenAddress ${LAN.b}:${SSH_PORT}`, `HostKey ${join(sshDir, 'host_key')}`, `AuthorizedKeysFile ${join(sshDir, 'authorized_keys')}`,
-      'PidFile none', 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password', 'AllowTcpForwarding yes', '',
+      'PidFile none', 'StrictModes no', 'UsePAM no', 'PasswordAuthentication no', 'PermitRootLogin prohibit-password', 'AllowTcpForwarding yes',
+      // The session's own sshd process outlives a SIGKILLed listener; when an interrupt removes the
+      // LAN before the client's FIN gets through, this ends it within seconds instead of TCP keepalive's hours.
+      'ClientAliveInterval 1', 'ClientAliveCountMax 3', '',
     ].join('\n'))
     const sshdLog = openSync(join(root, 'sshd.log'), 'a')
     children.push(spawn(...inNet(netB, SSHD, ['-D', '-e', '-f', join(sshDir, 'sshd_config')]), { stdio: ['ignore', sshdLog, sshdLog] }))
