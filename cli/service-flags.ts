@@ -61,7 +61,9 @@ export const SERVICE_CREATE_USAGE = `Usage: shoal service create NAME --image IM
   --image IMG                     image to run (required)
   --replicas N                    instances (default 1)       --mode replicated|global
   --port P[/udp]                  container port, announced in SRV (repeatable)
-  -p, --publish HP:P[/udp]        publish container port P on host port HP (repeatable)
+  -p, --publish HP:P              publish container port P on host port HP of every host (the
+                                  routing mesh; repeatable); published=HP,target=P,mode=host
+                                  binds it only where an instance runs (needed for protocol=udp)
   -e, --env K=V   -l, --label K=V --constraint host.name==X|host.label.K==V (repeatable; != too)
   --entrypoint "CMD ARGS"         override the image's entrypoint
   --reserve-cpu N --reserve-memory 512m --limit-cpu N --limit-memory 1g
@@ -253,7 +255,7 @@ function containerPorts(r: FlagReader, flag: string, text: string): number[] {
   return p.value.map((m) => m.target)
 }
 
-/** `--publish HP:P[/proto]` or Docker's long form `published=HP,target=P[,protocol=udp][,mode=host]`. */
+/** `--publish HP:P[/proto]` or Docker's long form `published=HP,target=P[,protocol=udp][,mode=ingress|host]`. */
 function publishedPorts(r: FlagReader, flag: string, text: string, targetOnlyAllowed: boolean): PortMapping[] {
   const p = text.includes('=') ? parsePublishLong(text) : parsePortText(text)
   if (!p.ok) {
@@ -271,6 +273,7 @@ function parsePublishLong(text: string): TextResult<PortMapping[]> {
   let published: number | null = null
   let target: number | null = null
   let protocol: 'tcp' | 'udp' = 'tcp'
+  let mode: 'ingress' | 'host' | undefined
   for (const field of text.split(',')) {
     const eq = field.indexOf('=')
     const key = field.slice(0, eq).trim()
@@ -284,12 +287,16 @@ function parsePublishLong(text: string): TextResult<PortMapping[]> {
       if (!pr.ok) return pr
       protocol = pr.value
     } else if (key === 'mode') {
-      if (value === 'ingress') return { ok: false, error: 'mode=ingress: Shoal has no routing mesh; a published port is open on the hosts that run an instance (mode=host)' }
-      if (value !== 'host') return { ok: false, error: `mode=${value}: expected mode=host` }
-    } else return { ok: false, error: `${JSON.stringify(field)}: expected published=HOST_PORT,target=CONTAINER_PORT[,protocol=udp][,mode=host]` }
+      if (value !== 'ingress' && value !== 'host') return { ok: false, error: `mode=${value}: expected mode=ingress (every host answers, the default) or mode=host (only hosts running an instance)` }
+      mode = value
+    } else return { ok: false, error: `${JSON.stringify(field)}: expected published=HOST_PORT,target=CONTAINER_PORT[,protocol=udp][,mode=ingress|host]` }
   }
   if (target === null) return { ok: false, error: `${JSON.stringify(text)} has no target=CONTAINER_PORT` }
-  return { ok: true, value: [{ published, target, protocol }] }
+  return { ok: true, value: [mode === undefined ? { published, target, protocol } : { published, target, protocol, mode }] }
+}
+
+function publishedInput(m: PortMapping): Obj {
+  return { published: m.published, target: m.target, protocol: m.protocol, ...(m.mode === undefined ? {} : { mode: m.mode }) }
 }
 
 function sameMapping(a: Obj, m: PortMapping): boolean {
@@ -465,7 +472,7 @@ export function parseServiceCreate(argv: readonly string[]): ServiceFlagsResult 
   const ports = r.list('port').flatMap((t) => containerPorts(r, 'port', t))
   if (ports.length > 0) input['ports'] = ports
   const published = r.list('publish').flatMap((t) => publishedPorts(r, 'publish', t, false))
-  if (published.length > 0) input['published'] = published.map((m) => ({ published: m.published, target: m.target, protocol: m.protocol }))
+  if (published.length > 0) input['published'] = published.map(publishedInput)
   if (rest.length > 0) input['cmd'] = rest
   return finish('create', name, input, r, r.bool('detach'), r.string('api'))
 }
@@ -538,7 +545,7 @@ export function parseServiceUpdate(argv: readonly string[], current: ServiceSpec
     for (const m of r.list(flag).flatMap((t) => publishedPorts(r, flag, t, false))) {
       // Re-publishing a host port replaces its old mapping (as Docker's --publish-add).
       published = published.filter((x) => !(x['published'] === m.published && x['protocol'] === m.protocol))
-      published.push({ published: m.published, target: m.target, protocol: m.protocol })
+      published.push(publishedInput(m))
     }
   }
   input['published'] = published

@@ -30,6 +30,7 @@ export interface StartOptions {
   rescheduleGrace?: string
   linkSubnet?: string
   linkInterface?: string
+  publishAddress?: string
 }
 
 /** Where the DNS server listens, or off. */
@@ -67,6 +68,8 @@ export interface StartConfig {
   linkSubnet: Subnet
   /** `--link-interface NAME|none`: the interface the peer puts its link addresses on; null = the operator does. */
   linkInterface: string | null
+  /** `--publish-address ADDR|none`: where this host answers services' published ports (the routing mesh); null = it does not. */
+  publishAddress: string | null
 }
 
 export const DEFAULT_LISTEN = '/ip4/0.0.0.0/tcp/7946'
@@ -196,6 +199,7 @@ export function resolveStartConfig(options: StartOptions, env: NodeJS.ProcessEnv
     rescheduleGraceMs: Math.round(parseCount(options.rescheduleGrace, '--reschedule-grace', 0, 86_400, 1) * 1000),
     linkSubnet: parseLinkSubnetFlag(options.linkSubnet),
     linkInterface: parseLinkInterfaceFlag(options.linkInterface),
+    publishAddress: parsePublishAddressFlag(options.publishAddress),
   }
 }
 
@@ -211,6 +215,17 @@ export function parseLinkInterfaceFlag(text: string | undefined): string | null 
     throw new UsageError(`--link-interface ${JSON.stringify(name)}: give an interface name of 1-15 letters, digits, '_', '.' or '-' (default ${DEFAULT_LINK_INTERFACE}), or none to put the link addresses on an interface yourself`)
   }
   return name
+}
+
+/**
+ * `--publish-address ADDR|none` (default 0.0.0.0, every address of the host, as Docker's `-p`).
+ * `none`: this peer answers no published port (peers sharing one network namespace, as in tests).
+ */
+export function parsePublishAddressFlag(text: string | undefined): string | null {
+  if (text === 'none') return null
+  const address = text ?? '0.0.0.0'
+  if (isIP(address) === 0) throw new UsageError(`--publish-address ${JSON.stringify(address)}: give an IP address of this host (default 0.0.0.0: all of them), or none to answer no published port here`)
+  return address
 }
 
 /** `--link-subnet CIDR` (default 100.127.0.0/16); the rules are runtime/links/addresses.ts's. */

@@ -5,6 +5,10 @@
  * containers on this host), who may open a link stream here (a peer hosting a source container
  * of that link, for one of its ports), and where a link's target runs.
  *
+ * Published service ports (the routing mesh, runtime/links/mesh.ts) ride the same path: this
+ * host answers each on `--publish-address` for any client, and any host of the cluster may open
+ * a stream for one, to the service's target port only.
+ *
  * It re-syncs after every change of links, containers, tasks or this host's link addresses,
  * one sync at a time; a failed sync (no CAP_NET_ADMIN, an address in use) is logged once per
  * distinct error and retried on the next change or tick.
@@ -19,7 +23,8 @@ import type { Logger } from './logger.ts'
 import { errorMessage } from './errors.ts'
 import { readLinkView, type LinkView } from '../runtime/links/store.ts'
 import { hostHasSource, linkName, linkSourcesOn, linkTargets } from '../runtime/links/links.ts'
-import { CONTAINERS_PREFIX, LINKS_PREFIX } from '../storage/statestore/index.ts'
+import { meshAuthorized, meshService } from '../runtime/links/mesh.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, LINKS_PREFIX, SERVICES_PREFIX } from '../storage/statestore/index.ts'
 import { TASKS_PREFIX } from '../runtime/scheduler/task.ts'
 import type { LinkInstance } from '../protocols/link/targets.ts'
 
@@ -34,6 +39,8 @@ export interface LinkDataplaneInit {
   addresses: LinkAddresses
   /** Null: addresses are not put on an interface (tests that listen on loopback). */
   iface: LinkInterface | null
+  /** Where this host answers published service ports; null: it does not. */
+  publishAddress: string | null
   log: Logger
 }
 
@@ -71,7 +78,7 @@ export class LinkDataplane {
   async start(): Promise<void> {
     await this.forwarder.start()
     const { watches, machine, addresses } = this.init
-    for (const prefix of [LINKS_PREFIX, CONTAINERS_PREFIX, TASKS_PREFIX]) {
+    for (const prefix of [LINKS_PREFIX, CONTAINERS_PREFIX, TASKS_PREFIX, SERVICES_PREFIX, HOSTS_PREFIX]) {
       this.unwatch.push(watches.add(prefix, machine.store.revision, {
         deliver: () => {
           this.forget()
@@ -111,6 +118,7 @@ export class LinkDataplane {
 
   private authorize(remote: string, link: string, port: number): boolean {
     const view = this.current()
+    if (meshService(link) !== null) return meshAuthorized(remote, link, port, view.mesh, view.hosts)
     const l = view.links.find((x) => linkName(x) === link)
     return l !== undefined && l.ports.some((p) => p.port === port && p.protocol === 'tcp') && hostHasSource(remote, l, view.containers)
   }
@@ -121,6 +129,8 @@ export class LinkDataplane {
    * the alias) must not reach the target by dialling the address it guessed.
    */
   private admit(address: string, link: string): boolean {
+    // A published port is public, as Docker's `-p` is: whoever reaches the host may connect.
+    if (meshService(link) !== null) return true
     if (this.clients === null) {
       const view = this.current()
       this.clients = new Map(linkSourcesOn(this.init.selfId, view.links, view.containers).map(({ link: l, containers }) => [linkName(l), new Set(containers.flatMap((c) => c.ips))]))
@@ -130,7 +140,10 @@ export class LinkDataplane {
 
   private targets(link: string, port: number): LinkInstance[] {
     const view = this.current()
-    const l = view.links.find((x) => linkName(x) === link)
+    const service = meshService(link)
+    const l = service !== null
+      ? (view.mesh.some((r) => r.link === link && r.target === port) ? { target: service, targetKind: 'service' as const } : undefined)
+      : view.links.find((x) => linkName(x) === link)
     if (l === undefined) return []
     return linkTargets(l, view.containers, view.outOfService, this.init.selfId).flatMap((t) => {
       const ip = t.ips.find((x) => !x.includes(':')) ?? t.ips[0]
@@ -154,7 +167,7 @@ export class LinkDataplane {
     })
   }
 
-  /** Addresses on the interface, then one listener per link address and TCP port. */
+  /** Addresses on the interface, then one listener per link address and TCP port, and one per published port. */
   private async sync(): Promise<void> {
     const { addresses, iface, log } = this.init
     const view = this.current()
@@ -165,6 +178,8 @@ export class LinkDataplane {
       if (address === undefined) continue
       for (const p of l.ports) if (p.protocol === 'tcp') wanted.push({ address, port: p.port, link: linkName(l) })
     }
+    const publishAddress = this.init.publishAddress
+    if (publishAddress !== null) for (const r of view.mesh) wanted.push({ address: publishAddress, port: r.published, link: r.link, targetPort: r.target })
     try {
       if (iface !== null) {
         const want = [...new Set(mine.values())]

@@ -349,6 +349,7 @@ export class Peer {
       watches,
       addresses: this.linkAddresses,
       iface: config.linkInterface === null ? null : new LinkInterface({ name: config.linkInterface }),
+      publishAddress: config.publishAddress,
       log: log.child('links'),
     })
     await this.linkDataplane.start()

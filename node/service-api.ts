@@ -10,6 +10,7 @@ import { serviceKey, type Compare, type TxnOp } from '../storage/statestore/inde
 import { readSchedulerState, type SchedulerState } from '../runtime/scheduler/state.ts'
 import { decodeServiceRecord, encodeServiceRecord, instanceHash, nextRecord, rollbackRecord, specOf, validateSpec, type ServiceRecord, type ServiceSpec } from '../runtime/scheduler/spec.ts'
 import { encodeAvailability, encodeServiceStatus, hostAvailabilityKey, serviceStatusKey, taskId, type ServiceStatus, type Task } from '../runtime/scheduler/task.ts'
+import { publishClashes } from '../runtime/links/mesh.ts'
 
 /** `shoal service ls --json` rows (the command contract's fields first). */
 export interface ServiceRow {
@@ -23,6 +24,8 @@ export interface ServiceRow {
   healthy: number
   image: string
   ports: number[]
+  /** Published ports: `ingress` ones are answered on every host (the routing mesh), `host` ones where an instance runs. */
+  published: Array<{ published: number; target: number; protocol: 'tcp' | 'udp'; mode: 'ingress' | 'host' }>
   updateState: ServiceStatus['state'] | null
   version: number
   /** Every wanted instance runs the current spec, healthy, and nothing is left to retire or roll. */
@@ -115,6 +118,7 @@ export class ServiceApi {
         healthy: states.filter((x) => x === 'running').length,
         image: s.image,
         ports: [...s.ports],
+        published: s.published.map((x) => ({ published: x.published, target: x.target, protocol: x.protocol, mode: x.mode })),
         updateState,
         version: s.version,
         converged,
@@ -197,9 +201,23 @@ export class ServiceApi {
       }
     }
     if (ops.length === 0) return results.map((r) => ({ ...r, revision: this.machine.store.revision }))
+    compare.push(...this.checkPublished(specs, prune))
     const r = await this.kv.write({ type: 'txn', compare, success: ops, failure: [] })
     if (r.response.type === 'txn' && !r.response.succeeded) throw new ApiError(409, 'a service changed while this write was prepared; run the command again')
     return results.map((x) => ({ ...x, revision: r.response.revision }))
+  }
+
+  /**
+   * Refuses (409) a write whose published ports clash with another service's (runtime/links/mesh.ts
+   * `publishClashes`); returns guards on the other publishing services, so one that changes
+   * meanwhile makes the write fail and be retried rather than slip a clash in.
+   */
+  private checkPublished(specs: readonly ServiceSpec[], prune: boolean): Compare[] {
+    const written = new Map(specs.map((s) => [s.name, s]))
+    const others = this.state().services.filter((s) => !written.has(s.name) && !prune)
+    const clashes = publishClashes([...others, ...specs], new Set(written.keys()))
+    if (clashes.length > 0) throw new ApiError(409, clashes.join('; '))
+    return others.filter((s) => s.published.length > 0).map((s) => ({ target: 'modRevision', key: serviceKey(s.name), op: '=', value: this.record(s.name).modRevision }))
   }
 
   /** `service scale NAME=N...`: replicas only, the rest of each spec kept. */
@@ -218,10 +236,11 @@ export class ServiceApi {
     const { record, modRevision } = this.existing(name)
     const back = rollbackRecord(record)
     if (back === null) throw new ApiError(409, `service ${name} has no previous spec to roll back to`)
+    const guards = this.checkPublished([back], false)
     const status: ServiceStatus = { service: name, version: back.version, state: 'rolling-back', message: `manual rollback to the spec of version ${record.previous?.version ?? '?'}`, rebalance: false }
     const r = await this.kv.write({
       type: 'txn',
-      compare: [{ target: 'modRevision', key: serviceKey(name), op: '=', value: modRevision }],
+      compare: [{ target: 'modRevision', key: serviceKey(name), op: '=', value: modRevision }, ...guards],
       success: [{ type: 'put', key: serviceKey(name), value: encodeServiceRecord(back) }, { type: 'put', key: serviceStatusKey(name), value: encodeServiceStatus(status) }],
       failure: [],
     })

@@ -150,6 +150,13 @@ async function apply(argv: string[]): Promise<number> {
   return finish({ socket, json }, results, boolFlag(p, 'detach'))
 }
 
+/** As `docker service ls` shows them: `*:8080->80/tcp` on the mesh (every host), `8080->80/tcp(host)` where instances run, then unpublished ports. */
+function portsColumn(r: ServiceRow): string {
+  const published = (r.published ?? []).map((p) => `${p.mode === 'ingress' ? '*:' : ''}${p.published}->${p.target}/${p.protocol}${p.mode === 'host' ? '(host)' : ''}`)
+  const rest = r.ports.filter((port) => !(r.published ?? []).some((p) => p.target === port)).map(String)
+  return [...published, ...rest].join(',')
+}
+
 async function list(argv: string[]): Promise<number> {
   const p = parseCommandArgs('service ls', argv, COMMON, { min: 0, max: 0 })
   const rows = await apiCall<ServiceRow[]>(resolveApiSocket(stringFlag(p, 'api')), 'GET', '/v1/services')
@@ -158,7 +165,7 @@ async function list(argv: string[]): Promise<number> {
     return 0
   }
   process.stdout.write(formatTable(['NAME', 'MODE', 'REPLICAS', 'HEALTHY', 'IMAGE', 'PORTS', 'ROLLOUT'], rows.map((r) => [
-    r.name, r.mode, `${r.running}/${r.replicas}`, String(r.healthy), r.image, r.ports.join(','), r.updateState ?? '',
+    r.name, r.mode, `${r.running}/${r.replicas}`, String(r.healthy), r.image, portsColumn(r), r.updateState ?? '',
   ])))
   return 0
 }

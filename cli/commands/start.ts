@@ -14,7 +14,9 @@ export const START_USAGE = `Usage: shoal start [--data-dir DIR] [--listen MULTIA
                                           /16 to /28, not in 172.16.0.0/12 or 192.168.0.0/16)
                    [--link-interface NAME|none]  interface the peer puts link addresses on
                                           (default shoal0; needs root or CAP_NET_ADMIN;
-                                          none: you put them on an interface yourself)`
+                                          none: you put them on an interface yourself)
+                   [--publish-address ADDR|none]  where services' published ports (routing
+                                          mesh) are answered (default 0.0.0.0; none: not here)`
 
 /** How long a failed start may spend tearing down what it started before the process exits. */
 const FAILED_START_STOP_MS = 10_000
@@ -40,6 +42,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     'reschedule-grace': { type: 'string' },
     'link-subnet': { type: 'string' },
     'link-interface': { type: 'string' },
+    'publish-address': { type: 'string' },
   }, { min: 0, max: 0 })
   const config = resolveStartConfig({
     dataDir: stringFlag(p, 'data-dir'),
@@ -61,6 +64,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     rescheduleGrace: stringFlag(p, 'reschedule-grace'),
     linkSubnet: stringFlag(p, 'link-subnet'),
     linkInterface: stringFlag(p, 'link-interface'),
+    publishAddress: stringFlag(p, 'publish-address'),
   })
   const log = createLogger(config.logLevel)
   // A network library's stray rejection must not take the whole peer down with it.

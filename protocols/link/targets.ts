@@ -1,6 +1,6 @@
 /**
  * Which instance a new link connection goes to (issue 13): the healthy instances the caller
- * resolved, local ones first, spread round-robin. Pure: the cursor comes in as a value and the
+ * resolved, spread round-robin, local ones first in the rotation and in the fallback. Pure: the cursor comes in as a value and the
  * caller keeps it per link.
  */
 
@@ -14,10 +14,12 @@ export interface LinkInstance {
 }
 
 /**
- * The order in which to try targets for one connection: the local instances rotated by
- * `cursor`, then the remote ones rotated by `cursor`. A local instance is reached with no
- * libp2p hop at all, so it always comes first (as Swarm's mesh prefers a local task); the
- * remote ones are the fallback when every local one refuses. Duplicates are dropped.
+ * The order in which to try targets for one connection. The first is picked round-robin by
+ * `cursor` over every instance, local ones first in the rotation: consecutive connections go to
+ * each healthy instance in turn, so a service's load spreads over all its hosts, as Swarm's VIP
+ * and Kubernetes' service proxy spread it (a strict local preference would leave remote
+ * instances idle whenever the source's host runs one). When the pick refuses, the remaining
+ * local instances come next (no libp2p hop), then the remaining remote ones. Duplicates are dropped.
  */
 export function orderTargets(targets: readonly LinkInstance[], selfId: string, cursor: number): LinkInstance[] {
   const seen = new Set<string>()
@@ -29,7 +31,10 @@ export function orderTargets(targets: readonly LinkInstance[], selfId: string, c
     seen.add(key)
     ;(t.host === selfId ? local : remote).push(t)
   }
-  return [...rotate(local, cursor), ...rotate(remote, cursor)]
+  const all = [...local, ...remote]
+  const first = rotate(all, cursor)[0]
+  if (first === undefined) return []
+  return [first, ...rotate(local, cursor).filter((t) => t !== first), ...rotate(remote, cursor).filter((t) => t !== first)]
 }
 
 function rotate<T>(items: readonly T[], cursor: number): T[] {

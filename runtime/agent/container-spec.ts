@@ -69,7 +69,8 @@ export function taskContainerSpec(spec: VersionedSpec, task: Pick<Task, 'service
     env: { ...spec.env },
     labels,
     exposed: ports.map((p) => ({ port: p.port, protocol: p.protocol })),
-    published: spec.published.map((p) => ({ hostPort: p.published, containerPort: p.target, protocol: p.protocol })),
+    // Mesh ports are the peers' own listeners (node/link-dataplane.ts); only mode host is Docker's.
+    published: spec.published.filter((p) => p.mode === 'host').map((p) => ({ hostPort: p.published, containerPort: p.target, protocol: p.protocol })),
     cpuLimit: spec.limits.cpus,
     memoryLimitBytes: spec.limits.memoryBytes,
     memoryReservationBytes: spec.reservations.memoryBytes,

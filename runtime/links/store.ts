@@ -1,14 +1,16 @@
 /**
  * What the link cores read from a StateStore replica (pure): links, containers, service names,
- * instances out of service, and one host's link addresses. The API, the address loop, DNS and
+ * instances out of service, mesh routes, hosts, and one host's link addresses. The API, the address loop, DNS and
  * the forwarder all read through here.
  */
 import {
-  CONTAINERS_PREFIX, LINKS_PREFIX, LINK_ADDRS_PREFIX, SERVICES_PREFIX, parseContainer, parseLink, parseLinkAddress,
+  CONTAINERS_PREFIX, HOSTS_PREFIX, LINKS_PREFIX, LINK_ADDRS_PREFIX, SERVICES_PREFIX, parseContainer, parseLink, parseLinkAddress,
   type Container, type StateStore,
 } from '../../storage/statestore/index.ts'
 import { outOfServiceIds } from '../serving.ts'
 import { normalizeLink, type LinkRecord } from './links.ts'
+import { meshRoutes, type MeshRoute, type PublishingService } from './mesh.ts'
+import { decodeServiceRecord } from '../scheduler/spec.ts'
 
 /** The replica's links and what they are resolved against. */
 export interface LinkView {
@@ -17,9 +19,13 @@ export interface LinkView {
   /** Names of services with a spec. */
   readonly services: ReadonlySet<string>
   readonly outOfService: ReadonlySet<string>
+  /** The ports every peer answers on for a service (runtime/links/mesh.ts). */
+  readonly mesh: MeshRoute[]
+  /** Peer ids of the cluster's hosts (those with a host record). */
+  readonly hosts: ReadonlySet<string>
 }
 
-/** Every link (records that do not parse are skipped), with containers, services and out-of-service ids. */
+/** Every link (records that do not parse are skipped), with containers, services, out-of-service ids, mesh routes and hosts. */
 export function readLinkView(store: Pick<StateStore, 'range'>): LinkView {
   const links: LinkRecord[] = []
   for (const kv of store.range(LINKS_PREFIX).kvs) {
@@ -32,8 +38,14 @@ export function readLinkView(store: Pick<StateStore, 'range'>): LinkView {
     if (r.ok) containers.push(r.record)
   }
   const services = new Set<string>()
-  for (const kv of store.range(SERVICES_PREFIX).kvs) services.add(kv.key.slice(SERVICES_PREFIX.length))
-  return { links, containers, services, outOfService: new Set(outOfServiceIds(store, containers)) }
+  const publishing: PublishingService[] = []
+  for (const kv of store.range(SERVICES_PREFIX).kvs) {
+    services.add(kv.key.slice(SERVICES_PREFIX.length))
+    const r = decodeServiceRecord(kv.value)
+    if (r.ok && r.value.published.length > 0) publishing.push(r.value)
+  }
+  const hosts = new Set(store.range(HOSTS_PREFIX).kvs.map((kv) => kv.key.slice(HOSTS_PREFIX.length)))
+  return { links, containers, services, outOfService: new Set(outOfServiceIds(store, containers)), mesh: meshRoutes(publishing), hosts }
 }
 
 /** Host `hostId`'s link addresses: link name (`<source>/<alias>`) → IPv4 address. */

@@ -34,10 +34,11 @@
  * silent change of meaning):
  * - A host IP in a port (`"127.0.0.1:8080:80"`) is an error: Shoal publishes on every address
  *   of the host, and widening a port the file meant to keep local would expose it.
- * - `mode: ingress` and `endpoint_mode: vip` are errors: Shoal has no routing mesh and no
- *   virtual IP; a published port is open on the hosts that run an instance, and DNS answers
- *   every healthy instance. A short port without a host port (`"80"`) is not published on a
- *   random host port as Compose would: it becomes a container port announced in SRV.
+ * - A published port is `mode: ingress` by default, as in Swarm: every peer's host answers on it
+ *   (the routing mesh, TCP only, so a udp port needs `mode: host`); `mode: host` binds it only
+ *   where an instance runs. `endpoint_mode: vip` is an error: Shoal has no virtual IP, DNS
+ *   answers every healthy instance. A short port without a host port (`"80"`) is not published
+ *   on a random host port as Compose would: it becomes a container port announced in SRV.
  * - `${VAR}` / `$VAR` interpolation is an error: Shoal has no host environment to take values
  *   from (`$$` is a literal `$`, as in Compose). So is `KEY` without a value in environment.
  * - Compose durations are Go's (`1m30s`, `500ms`, `10s`); a bare number other than 0 is an
@@ -198,6 +199,8 @@ export interface PortMapping {
   readonly published: number | null
   readonly target: number
   readonly protocol: 'tcp' | 'udp'
+  /** How a published port is reached; absent = the spec's default (ingress, the routing mesh). */
+  readonly mode?: 'ingress' | 'host'
 }
 
 function portRange(text: string, what: string): TextResult<number[]> {
@@ -598,7 +601,7 @@ class ServiceReader {
       this.input['ports'] = this.containerPorts
     } else {
       this.origins.set(`published[${this.published.length}]`, path)
-      this.published.push({ published: m.published, target: m.target, protocol: m.protocol })
+      this.published.push({ published: m.published, target: m.target, protocol: m.protocol, ...(m.mode === undefined ? {} : { mode: m.mode }) })
       this.input['published'] = this.published
     }
   }
@@ -638,14 +641,14 @@ class ServiceReader {
       if (r !== null && !r.ok) this.fail([...path, 'protocol'], r.error, 'published')
       if (r?.ok === true) protocol = r.value
     }
-    if (o['mode'] !== undefined && o['mode'] !== 'host') {
-      this.fail([...path, 'mode'], o['mode'] === 'ingress'
-        ? 'ingress: Shoal has no routing mesh; a published port is open on the hosts that run an instance (as mode: host); write mode: host or remove mode'
-        : 'must be host', 'published')
+    let mode: 'ingress' | 'host' | undefined
+    if (o['mode'] !== undefined) {
+      if (o['mode'] === 'ingress' || o['mode'] === 'host') mode = o['mode']
+      else this.fail([...path, 'mode'], 'must be ingress (every host answers, the default) or host (only hosts running an instance)', 'published')
     }
     if (target !== null) {
       if (target < 1 || target > 65535) return this.fail([...path, 'target'], 'must be a port 1-65535', 'published')
-      this.addPort({ published, target, protocol }, path)
+      this.addPort(mode === undefined ? { published, target, protocol } : { published, target, protocol, mode }, path)
     }
   }
 
@@ -947,6 +950,8 @@ function parentSpecPath(path: string): string | null {
 /** A validateSpec path below `parent` in Compose's words (for the part below the deepest key the file has). */
 function composeWords(path: string, parent: string | null): string {
   if (parent === 'healthCheck' && path.startsWith('cmd')) return `test${path.slice(3)}`
+  // A port's fields have the same names in Compose's long syntax (its `mode` is not deploy.mode).
+  if (parent?.startsWith('published[') === true) return path
   return path.replace(/[A-Za-z_][A-Za-z0-9_]*/g, (w) => COMPOSE_WORDS[w] ?? w)
 }
 

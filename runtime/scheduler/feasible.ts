@@ -1,7 +1,7 @@
 /**
  * Feasibility (nomad's `scheduler/feasible`, swarmkit's filters): may this service's instance
  * go on this host? Checks liveness and drain, constraints, resource reservations against the
- * host's capacity minus what other instances there reserve, and published-port conflicts.
+ * host's capacity minus what other instances there reserve, and host-mode published-port conflicts.
  * Pure; `Usage` is the planning state the reconciler updates as it decides.
  */
 import { matchAll } from './constraint.ts'
@@ -42,7 +42,7 @@ export class Usage {
     this.milliCpus.set(host, (this.milliCpus.get(host) ?? 0) + milli(spec.reservations.cpus))
     this.memory.set(host, (this.memory.get(host) ?? 0) + spec.reservations.memoryBytes)
     const ports = this.ports.get(host) ?? new Map<string, number>()
-    for (const p of spec.published) ports.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) + 1)
+    for (const p of hostPorts(spec)) ports.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) + 1)
     this.ports.set(host, ports)
     if (!counted) return
     const per = this.perService.get(spec.name) ?? new Map<string, number>()
@@ -56,7 +56,7 @@ export class Usage {
     this.milliCpus.set(host, (this.milliCpus.get(host) ?? 0) - milli(spec.reservations.cpus))
     this.memory.set(host, (this.memory.get(host) ?? 0) - spec.reservations.memoryBytes)
     const ports = this.ports.get(host)
-    for (const p of spec.published) ports?.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) - 1)
+    for (const p of hostPorts(spec)) ports?.set(portId(p.published, p.protocol), (ports.get(portId(p.published, p.protocol)) ?? 0) - 1)
     if (!counted) return
     const per = this.perService.get(spec.name)
     if (per !== undefined) per.set(host, (per.get(host) ?? 0) - 1)
@@ -90,6 +90,11 @@ function milli(cpus: number): number {
   return Math.round(cpus * 1000)
 }
 
+/** Ports Docker binds where an instance runs; mesh ports are open on every host and never conflict per host. */
+function hostPorts(spec: ServiceSpec): ServiceSpec['published'] {
+  return spec.published.filter((p) => p.mode === 'host')
+}
+
 function portId(port: number, protocol: string): string {
   return `${port}/${protocol}`
 }
@@ -116,7 +121,7 @@ export function capacityReason(spec: ServiceSpec, host: SchedHost, usage: Usage)
   if (wantMem > 0 && host.memoryBytes > 0 && usage.memoryOn(host.id) + wantMem > host.memoryBytes) {
     return `host ${host.name} has ${host.memoryBytes - usage.memoryOn(host.id)} bytes unreserved, ${wantMem} wanted`
   }
-  for (const p of spec.published) {
+  for (const p of hostPorts(spec)) {
     if (usage.portTaken(host.id, p.published, p.protocol)) return `host ${host.name} already publishes port ${p.published}/${p.protocol}`
   }
   return null

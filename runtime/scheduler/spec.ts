@@ -28,11 +28,19 @@ export type RestartCondition = 'none' | 'on-failure' | 'any'
 export type UpdateOrder = 'stop-first' | 'start-first'
 export type FailureAction = 'pause' | 'rollback' | 'continue'
 
-/** A port reachable on the host (`-p published:target/protocol`). */
+/**
+ * How a published port is reached: `ingress` (the routing mesh: every peer's host answers on the
+ * port and carries connections to a healthy instance wherever it runs; TCP only) or `host` (Docker
+ * binds it on the hosts that run an instance, `-p published:target`).
+ */
+export type PublishMode = 'ingress' | 'host'
+
+/** A port reachable on the hosts (`--publish published:target/protocol`, mode ingress by default). */
 export interface PublishedPort {
   readonly published: number
   readonly target: number
   readonly protocol: 'tcp' | 'udp'
+  readonly mode: PublishMode
 }
 
 /** Reservations are for placement; limits are passed to Docker. 0 = none. */
@@ -319,12 +327,17 @@ function readSpec(r: Reader, input: unknown): ServiceSpec {
   const published: PublishedPort[] = []
   r.list(o['published'], 'published').forEach((p, i) => {
     const path = `published[${i}]`
-    const po = r.object(p, path, ['published', 'target', 'protocol'])
+    const po = r.object(p, path, ['published', 'target', 'protocol', 'mode'])
     if (!isObj(p)) return
     const entry: PublishedPort = {
       published: r.int(po['published'], `${path}.published`, 1, 65535, 0),
       target: r.int(po['target'], `${path}.target`, 1, 65535, 0),
       protocol: r.oneOf(po['protocol'], `${path}.protocol`, ['tcp', 'udp'], 'tcp'),
+      mode: r.oneOf(po['mode'], `${path}.mode`, ['ingress', 'host'], 'ingress'),
+    }
+    // The mesh carries byte streams; a datagram port is bound by Docker where an instance runs.
+    if (entry.protocol === 'udp' && entry.mode === 'ingress') {
+      r.fail(`${path}.mode`, `udp port ${entry.published} must be published with mode host (the routing mesh carries tcp only): --publish published=${entry.published},target=${entry.target},protocol=udp,mode=host`)
     }
     if (po['published'] === undefined) r.fail(`${path}.published`, 'is required (the host port)')
     if (po['target'] === undefined) r.fail(`${path}.target`, 'is required (the container port)')
@@ -410,7 +423,7 @@ function canonicalSpec(s: ServiceSpec): ServiceSpec {
     name: s.name, image: s.image, entrypoint: [...s.entrypoint], cmd: [...s.cmd],
     env: sortedRecord(Object.entries(s.env)), labels: sortedRecord(Object.entries(s.labels)),
     mode: s.mode, replicas: s.replicas, ports: [...s.ports],
-    published: s.published.map((p) => ({ published: p.published, target: p.target, protocol: p.protocol })),
+    published: s.published.map((p) => ({ published: p.published, target: p.target, protocol: p.protocol, mode: p.mode })),
     reservations: res(s.reservations), limits: res(s.limits), constraints: [...s.constraints],
     restart: { condition: s.restart.condition, maxAttempts: s.restart.maxAttempts, delayMs: s.restart.delayMs, windowMs: s.restart.windowMs },
     healthCheck: s.healthCheck === null ? null : {
@@ -427,10 +440,14 @@ export function specFingerprint(spec: ServiceSpec): string {
   return JSON.stringify(canonicalSpec(spec))
 }
 
-/** What a container of the service is made of: a change here needs new instances. */
+/**
+ * What a container of the service is made of: a change here needs new instances. Ports published
+ * through the mesh are the peers' listeners, not the container's, so changing them replaces nothing.
+ */
 function instanceFingerprint(s: ServiceSpec): string {
   const c = canonicalSpec(s)
-  return JSON.stringify([c.image, c.entrypoint, c.cmd, c.env, c.labels, c.ports, c.published, c.reservations, c.limits, c.healthCheck])
+  const bound = c.published.filter((p) => p.mode === 'host')
+  return JSON.stringify([c.image, c.entrypoint, c.cmd, c.env, c.labels, c.ports, bound, c.reservations, c.limits, c.healthCheck])
 }
 
 /** A digest of what an instance of `spec` runs (stored on tasks as `instance`). */

@@ -12,7 +12,7 @@ const task = { service: 'web', slot: '2', generation: 7 }
 describe('taskContainerSpec', () => {
   const record = service({
     name: 'web', image: 'app:1', entrypoint: ['/bin/app'], cmd: ['serve', '--port', '80'], env: { MODE: 'prod' },
-    labels: { team: 'a', 'com.example/x': 'y' }, ports: [80], published: [{ published: 8053, target: 53, protocol: 'udp' }, { published: 8080, target: 80 }],
+    labels: { team: 'a', 'com.example/x': 'y' }, ports: [80], published: [{ published: 8053, target: 53, protocol: 'udp', mode: 'host' }, { published: 8080, target: 80, mode: 'host' }, { published: 9000, target: 80 }],
     limits: { cpus: 0.5, memoryBytes: 256 * 2 ** 20 }, reservations: { cpus: 0.25, memoryBytes: 64 * 2 ** 20 },
     healthCheck: { cmd: ['curl', '-f', 'http://localhost/'], intervalMs: 2000, retries: 2 }, stopGracePeriodMs: 3000,
   })

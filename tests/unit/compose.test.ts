@@ -45,7 +45,10 @@ services:
       tier: front
     ports:
       - "8080:80"
-      - "8053:53/udp"
+      - target: 53
+        published: 8053
+        protocol: udp
+        mode: host
       - target: 443
         published: 8443
         protocol: tcp
@@ -122,9 +125,9 @@ describe('parseComposeFile: a real file', () => {
       replicas: 6,
       ports: [9000, 9100, 9200],
       published: [
-        { published: 8053, target: 53, protocol: 'udp' },
-        { published: 8080, target: 80, protocol: 'tcp' },
-        { published: 8443, target: 443, protocol: 'tcp' },
+        { published: 8053, target: 53, protocol: 'udp', mode: 'host' },
+        { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress' },
+        { published: 8443, target: 443, protocol: 'tcp', mode: 'host' },
       ],
       reservations: { cpus: 0.25, memoryBytes: 256 * 1024 ** 2 },
       limits: { cpus: 1.5, memoryBytes: 1024 ** 3 },
@@ -175,11 +178,18 @@ describe('parseComposeFile: a real file', () => {
   it('reads port ranges, udp, long syntax without a host port', () => {
     const [s] = specsOf(service('    ports:\n      - "9000-9002:8000-8002"\n      - target: 7000\n      - 6000/udp\n'))
     expect(s?.published).toEqual([
-      { published: 9000, target: 8000, protocol: 'tcp' },
-      { published: 9001, target: 8001, protocol: 'tcp' },
-      { published: 9002, target: 8002, protocol: 'tcp' },
+      { published: 9000, target: 8000, protocol: 'tcp', mode: 'ingress' },
+      { published: 9001, target: 8001, protocol: 'tcp', mode: 'ingress' },
+      { published: 9002, target: 8002, protocol: 'tcp', mode: 'ingress' },
     ])
     expect(s?.ports).toEqual([6000, 7000])
+  })
+
+  it('a udp port through the mesh is an error at its line, saying how to publish it in mode host', () => {
+    const errors = errorsOf(service('    ports:\n      - "8080:80"\n      - "8053:53/udp"\n'))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toMatchObject({ key: 'services.web.ports[1]', line: 6 })
+    expect(errors[0]?.message).toMatch(/^mode udp port 8053 must be published with mode host/)
   })
 
   it.each([
@@ -259,7 +269,7 @@ describe('parseComposeFile: unsupported and unknown keys', () => {
     ['deploy:\n      endpoint_mode: vip', 'services.web.deploy.endpoint_mode', 5, /no virtual IP/],
     ['healthcheck:\n      test: ["CMD", "true"]\n      start_interval: 1s', 'services.web.healthcheck.start_interval', 6, /does not support/],
     ['ports:\n      - target: 80\n        host_ip: 127.0.0.1', 'services.web.ports[0].host_ip', 6, /every address/],
-    ['ports:\n      - target: 80\n        published: 8080\n        mode: ingress', 'services.web.ports[0].mode', 7, /no routing mesh/],
+    ['ports:\n      - target: 80\n        published: 8080\n        mode: bridge', 'services.web.ports[0].mode', 7, /must be ingress .* or host/],
   ])('nested %s', (yaml, key, line, message) => {
     const errors = errorsOf(service(`    ${yaml}\n`))
     expect(errors).toHaveLength(1)

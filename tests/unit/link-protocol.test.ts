@@ -72,12 +72,18 @@ describe('link header', () => {
 describe('link instance order', () => {
   const t = (host: string, ip: string, port = 80): LinkInstance => ({ host, ip, port })
 
-  it('puts local instances first and spreads over them round-robin', () => {
+  it('spreads over every instance round-robin, local ones first in the rotation', () => {
     const targets = [t('B', '10.0.0.2'), t('A', '10.0.0.3'), t('A', '10.0.0.4'), t('C', '10.0.0.5')]
-    const firsts = [0, 1, 2, 3].map((c) => orderTargets(targets, 'A', c)[0]?.ip)
-    expect(firsts).toEqual(['10.0.0.3', '10.0.0.4', '10.0.0.3', '10.0.0.4'])
-    // The remote ones stay as the fallback, after every local one.
-    expect(orderTargets(targets, 'A', 1).map((x) => x.host)).toEqual(['A', 'A', 'C', 'B'])
+    const firsts = [0, 1, 2, 3, 4, 5, 6, 7].map((c) => orderTargets(targets, 'A', c)[0]?.ip)
+    expect(firsts).toEqual(['10.0.0.3', '10.0.0.4', '10.0.0.2', '10.0.0.5', '10.0.0.3', '10.0.0.4', '10.0.0.2', '10.0.0.5'])
+  })
+
+  it('falls back to the other local instances first, then the remote ones, each once', () => {
+    const targets = [t('B', '10.0.0.2'), t('A', '10.0.0.3'), t('A', '10.0.0.4'), t('C', '10.0.0.5')]
+    // Cursor 2 picks B; A's two come next (no hop), then C.
+    expect(orderTargets(targets, 'A', 2).map((x) => x.ip)).toEqual(['10.0.0.2', '10.0.0.3', '10.0.0.4', '10.0.0.5'])
+    // Cursor 1 picks A's second; A's first, then the remote ones.
+    expect(orderTargets(targets, 'A', 1).map((x) => x.ip)).toEqual(['10.0.0.4', '10.0.0.3', '10.0.0.5', '10.0.0.2'])
   })
 
   it('spreads over remote instances when there is no local one, each once per round', () => {

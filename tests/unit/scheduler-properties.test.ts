@@ -43,7 +43,7 @@ const serviceArb = (name: string): fc.Arbitrary<ServiceRecord> =>
   }).map((s) => service({
     name, ...(s.global ? { mode: 'global' } : { replicas: s.replicas }),
     constraints: s.constraint === null ? [] : [s.constraint], reservations: { cpus: s.cpus },
-    published: s.port === null ? [] : [{ published: s.port, target: 80 }],
+    published: s.port === null ? [] : [{ published: s.port, target: 80, mode: 'host' }],
   }))
 
 const tasksArb = (services: readonly string[]): fc.Arbitrary<Task[]> =>

@@ -66,11 +66,14 @@ describe('reconcile: placement', () => {
       services: [service({ name: 'web', replicas: 3, reservations: { memoryBytes: 600 } })],
       hosts: [host('a', { memoryBytes: 1000 }), host('b', { memoryBytes: 1300 })],
     }, ['place web/1@a', 'place web/2@b', 'place web/3@b']],
-    ['published port conflicts: one per host', {
-      services: [service({ name: 'web', replicas: 3, published: [{ published: 8080, target: 80 }] })], hosts: [host('a'), host('b')],
+    ['host-mode published port conflicts: one per host', {
+      services: [service({ name: 'web', replicas: 3, published: [{ published: 8080, target: 80, mode: 'host' }] })], hosts: [host('a'), host('b')],
     }, ['place web/1@a', 'place web/2@b']],
+    ['a port on the routing mesh is no per-host conflict: every host answers it', {
+      services: [service({ name: 'web', replicas: 3, published: [{ published: 8080, target: 80 }] })], hosts: [host('a'), host('b')],
+    }, ['place web/1@a', 'place web/2@b', 'place web/3@a']],
     ['same port, other protocol, does not conflict', {
-      services: [service({ name: 'dns', replicas: 1, published: [{ published: 53, target: 53, protocol: 'udp' }] }), service({ name: 'web', replicas: 1, published: [{ published: 53, target: 53 }] })],
+      services: [service({ name: 'dns', replicas: 1, published: [{ published: 53, target: 53, protocol: 'udp', mode: 'host' }] }), service({ name: 'web', replicas: 1, published: [{ published: 53, target: 53, mode: 'host' }] })],
       hosts: [host('a')],
     }, ['place dns/1@a', 'place web/1@a']],
   ])('%s', (_what, input, expected) => {
@@ -222,7 +225,7 @@ describe('reconcile: rolling updates', () => {
   })
 
   it('start-first on a host that cannot hold both falls back to stop-first', () => {
-    const v1 = service({ name: 'web', replicas: 1, published: [{ published: 80, target: 80 }], update: { order: 'start-first' } })
+    const v1 = service({ name: 'web', replicas: 1, published: [{ published: 80, target: 80, mode: 'host' }], update: { order: 'start-first' } })
     const c = new Cluster([host('a')], [v1], [task('web', 1, 'a')])
     c.services.set('web', updated(v1, { image: 'nginx:1.28' }))
     expect(summary(c.decide())).toEqual(['update web/1@a'])

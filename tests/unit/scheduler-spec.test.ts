@@ -33,7 +33,7 @@ describe('service spec validation', () => {
   it('accepts every field the issue lists', () => {
     const s = valid({
       name: 'api', image: 'registry:5000/api@sha256:abc', entrypoint: ['/bin/api'], cmd: ['--port', '80'],
-      env: { B: '2', A: '1' }, labels: { team: 'x' }, replicas: 3, ports: [80, 80, 443], published: [{ published: 8080, target: 80 }],
+      env: { B: '2', A: '1' }, labels: { team: 'x' }, replicas: 3, ports: [80, 80, 443], published: [{ published: 8080, target: 80 }, { published: 5353, target: 53, protocol: 'udp', mode: 'host' }],
       reservations: { cpus: 0.5, memoryBytes: 1 << 20 }, limits: { cpus: 1, memoryBytes: 1 << 21 },
       constraints: ['host.label.zone == a', 'host.name!=h9'], restart: { condition: 'on-failure', maxAttempts: 3, delayMs: 1000 },
       healthCheck: { cmd: ['curl', '-f', 'http://localhost/'], intervalMs: 2000, retries: 2 },
@@ -41,7 +41,7 @@ describe('service spec validation', () => {
       rollback: { parallelism: 0 }, stopGracePeriodMs: 0, onDisconnect: { action: 'stop', afterMs: 30_000 },
     })
     expect(s.ports).toEqual([80, 443])
-    expect(s.published).toEqual([{ published: 8080, target: 80, protocol: 'tcp' }])
+    expect(s.published).toEqual([{ published: 5353, target: 53, protocol: 'udp', mode: 'host' }, { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress' }])
     expect(s.constraints).toEqual(['host.label.zone==a', 'host.name!=h9'])
     expect(Object.keys(s.env)).toEqual(['A', 'B'])
     expect(s.healthCheck).toEqual({ cmd: ['curl', '-f', 'http://localhost/'], intervalMs: 2000, timeoutMs: 30_000, retries: 2, startPeriodMs: 0 })

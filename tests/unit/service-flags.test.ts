@@ -23,7 +23,7 @@ function failure(r: ServiceFlagsResult | ReturnType<typeof parseScaleArgs>): str
 
 const EVERY_FLAG = [
   'web', '--image', 'nginx:1.27', '--replicas', '3',
-  '--port', '9000', '--port', '53/udp', '-p', '8080:80', '--publish', 'published=8443,target=443,protocol=tcp,mode=host', '--publish', '8053:53/udp',
+  '--port', '9000', '--port', '53/udp', '-p', '8080:80', '--publish', 'published=8443,target=443,protocol=tcp,mode=host', '--publish', 'published=8053,target=53,protocol=udp,mode=host',
   '-e', 'MODE=prod', '--env', 'URL=http://x/?a=b', '--env', 'EMPTY=', '-l', 'team=web', '--label', 'flag',
   '--constraint', 'node.labels.zone==eu-1', '--constraint', 'host.name != h9',
   '--entrypoint', '/docker-entrypoint.sh --verbose',
@@ -51,9 +51,9 @@ const EVERY_SPEC: ServiceSpec = {
   replicas: 3,
   ports: [53, 9000],
   published: [
-    { published: 8053, target: 53, protocol: 'udp' },
-    { published: 8080, target: 80, protocol: 'tcp' },
-    { published: 8443, target: 443, protocol: 'tcp' },
+    { published: 8053, target: 53, protocol: 'udp', mode: 'host' },
+    { published: 8080, target: 80, protocol: 'tcp', mode: 'ingress' },
+    { published: 8443, target: 443, protocol: 'tcp', mode: 'host' },
   ],
   reservations: { cpus: 0.25, memoryBytes: 256 * 1024 ** 2 },
   limits: { cpus: 1.5, memoryBytes: 1024 ** 3 },
@@ -90,7 +90,7 @@ describe('parseServiceCreate', () => {
     command: ["nginx", "-g", "daemon off;"]
     environment: {MODE: prod, URL: "http://x/?a=b", EMPTY: ""}
     labels: [team=web, flag]
-    ports: ["9000", "53/udp", "8080:80", {target: 443, published: 8443}, "8053:53/udp"]
+    ports: ["9000", "53/udp", "8080:80", {target: 443, published: 8443, mode: host}, {target: 53, published: 8053, protocol: udp, mode: host}]
     healthcheck:
       test: curl -f http://localhost/health || exit 1
       interval: 1m30s
@@ -148,7 +148,8 @@ describe('parseServiceCreate', () => {
     ['a bad constraint', ['web', '--image', 'x', '--constraint', 'node.role==manager'], /--constraint: .*unknown attribute "node\.role"/],
     ['a publish without host port', ['web', '--image', 'x', '-p', '80'], /--publish: "80" has no host port.*--port 80/],
     ['a publish with a host IP', ['web', '--image', 'x', '-p', '127.0.0.1:80:80'], /--publish: .*every address of the host/],
-    ['a publish in ingress mode', ['web', '--image', 'x', '-p', 'published=80,target=80,mode=ingress'], /--publish: mode=ingress: Shoal has no routing mesh/],
+    ['a publish in an unknown mode', ['web', '--image', 'x', '-p', 'published=80,target=80,mode=bridge'], /--publish: mode=bridge: expected mode=ingress .* or mode=host/],
+    ['a udp port through the mesh', ['web', '--image', 'x', '-p', '8053:53/udp'], /udp port 8053 must be published with mode host .*protocol=udp,mode=host/],
     ['a publish long form without target', ['web', '--image', 'x', '-p', 'published=80'], /--publish: .*no target=/],
     ['a port with a host port', ['web', '--image', 'x', '--port', '8080:80'], /--port: .*publish with --publish 8080:80/],
     ['a port out of range', ['web', '--image', 'x', '--port', '70000'], /--port: .*not within 1-65535/],
@@ -232,7 +233,7 @@ describe('parseServiceUpdate', () => {
     expect(r.spec.constraints).toEqual(['host.label.zone==us-1', 'host.name!=h9'])
     expect(r.spec.ports).toEqual([9000, 9100])
     // Re-publishing host port 8443 replaces its old mapping (as Docker's --publish-add).
-    expect(r.spec.published).toEqual([{ published: 8081, target: 81, protocol: 'tcp' }, { published: 8443, target: 4443, protocol: 'tcp' }])
+    expect(r.spec.published).toEqual([{ published: 8081, target: 81, protocol: 'tcp', mode: 'ingress' }, { published: 8443, target: 4443, protocol: 'tcp', mode: 'ingress' }])
     expect(r.spec.image).toBe(current.image)
     expect(r.spec.healthCheck).toEqual(current.healthCheck)
   })
