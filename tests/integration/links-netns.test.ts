@@ -8,12 +8,12 @@
  * refused by the target's peer; `link rm` takes the name and the address away.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest'
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { startDockerd, buildTestImage, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.ts'
 import { NetnsLan } from '../helpers/netns-lan.ts'
-import { apiGet, runCli, tempDir, waitFor, NODE, MAIN, REPO } from '../helpers/processes.ts'
+import { HostPeer } from '../helpers/host-peer.ts'
+import { runCli, tempDir, waitFor, NODE, REPO } from '../helpers/processes.ts'
 
 interface RefusalCounts { unauthorized: number }
 interface St {
@@ -31,62 +31,7 @@ const SERVICE_PORT = 8080
 const REPLY = 'hello-from-b'
 const LAN = { a: '10.78.0.11', b: '10.78.0.12' }
 
-/** A `shoal start` inside a host's namespace (PeerProcess spawns only in the test's own). */
-class HostPeer {
-  readonly name: string
-  readonly dataDir: string
-  readonly api: string
-  readonly logFile: string
-  private readonly engine: Dockerd
-  private readonly args: string[]
-  private proc: ChildProcess | null = null
-  private exitCode: number | null = null
-
-  constructor(name: string, dataDir: string, engine: Dockerd, args: string[]) {
-    this.name = name
-    this.dataDir = dataDir
-    this.engine = engine
-    this.args = args
-    this.api = join(dataDir, 'shoal.sock')
-    this.logFile = `${dataDir}.log`
-  }
-
-  async start(): Promise<this> {
-    const [cmd, args] = this.engine.inNamespace(NODE, [
-      MAIN, 'start', '--data-dir', this.dataDir, '--name', this.name, '--dns', '127.0.0.1:0',
-      '--docker', this.engine.socket, '--link-interface', 'shoal0', '--log-level', 'debug', ...this.args,
-    ])
-    const fd = openSync(this.logFile, 'a')
-    const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] })
-    closeSync(fd)
-    this.proc = proc
-    proc.on('exit', (code, signal) => { this.exitCode = code ?? (signal === null ? -1 : 128) })
-    await waitFor(`${this.name} to serve its API`, async () => {
-      if (this.exitCode !== null) throw new Error(`${this.name} exited with ${this.exitCode}: ${this.log().slice(-2000)}`)
-      return existsSync(this.api) && (await this.status()).peerId !== undefined
-    }, 30_000)
-    return this
-  }
-
-  status(): Promise<St> {
-    return apiGet<St>(this.api, '/v1/status')
-  }
-
-  log(): string {
-    return existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8') : ''
-  }
-
-  /** SIGTERM (the peer's own stop path, link forwarder included), SIGKILL if it hangs. */
-  async stop(): Promise<void> {
-    const proc = this.proc
-    if (proc === null || this.exitCode !== null) return
-    const exited = new Promise((r) => proc.once('exit', r))
-    proc.kill('SIGTERM')
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }
-}
+const st = (p: HostPeer): Promise<St> => p.status<St>()
 
 async function links(peer: HostPeer): Promise<LinkRow[]> {
   const r = await runCli(['link', 'ls', '--json', '--api', peer.api])
@@ -122,14 +67,14 @@ describe('links across hosts in their own network namespaces (stock dockerd each
     a = new HostPeer('host-a', join(root, 'host-a'), dockA, ['--listen', `/ip4/${LAN.a}/tcp/${P2P_PORT}`])
     peers.push(a)
     await a.start()
-    const idA = (await a.status()).peerId
+    const idA = (await st(a)).peerId
     b = new HostPeer('host-b', join(root, 'host-b'), dockB, [
       '--listen', `/ip4/${LAN.b}/tcp/${P2P_PORT}`, '--bootstrap', `/ip4/${LAN.a}/tcp/${P2P_PORT}/p2p/${idA}`, '--secret-file', join(a.dataDir, 'cluster.key'),
     ])
     peers.push(b)
     await b.start()
-    await waitFor('two voters', async () => ((await a.status()).voters.length === 2 ? true : undefined), 60_000)
-    await waitFor('A to serve DNS on docker0', async () => ((await a.status()).dns?.containers.listen.includes(`${dockA.gateway}:53`) === true ? true : undefined), 30_000)
+    await waitFor('two voters', async () => ((await st(a)).voters.length === 2 ? true : undefined), 60_000)
+    await waitFor('A to serve DNS on docker0', async () => ((await st(a)).dns?.containers.listen.includes(`${dockA.gateway}:53`) === true ? true : undefined), 30_000)
 
     // B holds more containers than A, so the target's address is one that no container on A has:
     // A's failure to reach it is the routing's, not a local container's refusal.
@@ -177,23 +122,23 @@ describe('links across hosts in their own network namespaces (stock dockerd each
 
     const lookup = await inClient('nslookup db')
     expect(lookup.stdout).toMatch(addressLine(linkAddress))
-    const before = { a: (await a.status()).linkForwarder, b: (await b.status()).linkForwarder }
+    const before = { a: (await st(a)).linkForwarder, b: (await st(b)).linkForwarder }
     const reply = await waitFor('a reply through the link', async () => {
       const r = await inClient(`echo x | nc -w 3 db ${SERVICE_PORT}`)
       return r.stdout.includes(REPLY) ? r.stdout : undefined
     }, 15_000)
     expect(reply).toContain(REPLY)
     // Carried over libp2p: A dialled, B accepted.
-    expect((await a.status()).linkForwarder?.connections.remote).toBeGreaterThan(before.a?.connections.remote ?? 0)
-    expect((await b.status()).linkForwarder?.connections.accepted).toBeGreaterThan(before.b?.connections.accepted ?? 0)
+    expect((await st(a)).linkForwarder?.connections.remote).toBeGreaterThan(before.a?.connections.remote ?? 0)
+    expect((await st(b)).linkForwarder?.connections.accepted).toBeGreaterThan(before.b?.connections.accepted ?? 0)
 
     // Another container on A gets NXDOMAIN for the alias, and dialling the address it guessed is refused.
     const other = await dockA.docker(['exec', 'other', 'nslookup', 'db'])
     expect(`${other.stdout}${other.stderr}`).toMatch(/NXDOMAIN|can't find/i)
-    const refusedBefore = (await a.status()).linkForwarder?.clientsRefused ?? 0
+    const refusedBefore = (await st(a)).linkForwarder?.clientsRefused ?? 0
     const guessed = await inClientOf(dockA, 'other', `echo x | nc -w 3 ${linkAddress} ${SERVICE_PORT}`)
     expect(guessed).not.toContain(REPLY)
-    expect((await a.status()).linkForwarder?.clientsRefused).toBe(refusedBefore + 1)
+    expect((await st(a)).linkForwarder?.clientsRefused).toBe(refusedBefore + 1)
   })
 
   it('the target restarted with a new address is reached again at the same alias address', async () => {
@@ -213,7 +158,7 @@ describe('links across hosts in their own network namespaces (stock dockerd each
   })
 
   it('the target\'s peer refuses a link stream from a peer that hosts no source of the link', async () => {
-    const stB = await b.status()
+    const stB = await st(b)
     const addrB = stB.addrs.find((x) => x.includes(`/ip4/${LAN.b}/`))
     expect(addrB).toBeDefined()
     const before = stB.linkForwarder?.refused.unauthorized ?? 0
@@ -222,7 +167,7 @@ describe('links across hosts in their own network namespaces (stock dockerd each
     const probe = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 })
     expect(probe.status, probe.stderr).toBe(0)
     expect(JSON.parse(probe.stdout) as unknown).toMatchObject({ status: { ok: false, reason: 'unauthorized' } })
-    expect((await b.status()).linkForwarder?.refused.unauthorized).toBe(before + 1)
+    expect((await st(b)).linkForwarder?.refused.unauthorized).toBe(before + 1)
   })
 
   it('link rm: the alias is NXDOMAIN and the address refuses connections', async () => {
@@ -236,7 +181,7 @@ describe('links across hosts in their own network namespaces (stock dockerd each
     const r = await inClient(`echo x | nc -w 2 ${linkAddress} ${SERVICE_PORT}`)
     expect(r.stdout).not.toContain(REPLY)
     expect(r.code).not.toBe(0)
-    expect((await a.status()).linkForwarder?.listeners).toBe(0)
+    expect((await st(a)).linkForwarder?.listeners).toBe(0)
   })
 
   /** A shell line inside container `name` on `engine`; its stdout. */
