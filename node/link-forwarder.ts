@@ -22,6 +22,7 @@ import type { Libp2p, Stream, Connection, StreamMessageEvent, StreamCloseEvent }
 import { LINK_PROTOCOL, HEADER_MAX_BYTES, encodeHeader, readHeader, encodeStatus, decodeStatus, type RefusalReason, type LinkStatus, type HeaderRead } from '../protocols/link/header.ts'
 import { orderTargets, type LinkInstance } from '../protocols/link/targets.ts'
 import type { Logger } from './logger.ts'
+import { meshService } from '../runtime/links/mesh.ts'
 
 export { LINK_PROTOCOL } from '../protocols/link/header.ts'
 export type { LinkInstance } from '../protocols/link/targets.ts'
@@ -219,7 +220,9 @@ export class LinkForwarder {
           err.code === 'EADDRNOTAVAIL'
             ? 'the address is not on any interface of this host; put it on the link interface first'
             : err.code === 'EADDRINUSE'
-              ? 'another process listens there; stop it or give the link another address'
+              ? (meshService(link) === null
+                ? 'another process listens there; stop it or give the link another address'
+                : 'another process listens there; stop it, publish the service on another port, or start this peer with another --publish-address')
               : err.code === 'EACCES'
                 ? 'ports below 1024 need root or CAP_NET_BIND_SERVICE'
                 : 'see the error'
