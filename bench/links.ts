@@ -32,7 +32,8 @@ import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync, readFileSync, 
 import { join } from 'node:path'
 import { startDockerd, buildTestImage, TEST_IMAGE, type Dockerd } from '../tests/helpers/dockerd.ts'
 import { NetnsLan } from '../tests/helpers/netns-lan.ts'
-import { apiGet, runCli, tempDir, waitFor, NODE, MAIN } from '../tests/helpers/processes.ts'
+import { HostPeer } from '../tests/helpers/host-peer.ts'
+import { apiGet, runCli, tempDir, waitFor, NODE } from '../tests/helpers/processes.ts'
 import { percentile, printTable } from './stats.ts'
 
 export interface LinksBenchOptions {
@@ -173,54 +174,6 @@ async function measure(host: string, port: number, o: LinksBenchOptions): Promis
 
 // ---- the orchestration ----
 
-/** A `shoal start` inside a host's namespace (as in tests/integration/links-netns.test.ts). */
-class HostPeer {
-  readonly api: string
-  readonly logFile: string
-  proc: ChildProcess | null = null
-  private exitCode: number | null = null
-
-  private readonly name: string
-  readonly dataDir: string
-  private readonly engine: Dockerd
-  private readonly args: string[]
-
-  constructor(name: string, dataDir: string, engine: Dockerd, args: string[]) {
-    this.name = name
-    this.dataDir = dataDir
-    this.engine = engine
-    this.args = args
-    this.api = join(dataDir, 'shoal.sock')
-    this.logFile = `${dataDir}.log`
-  }
-
-  async start(): Promise<void> {
-    const [cmd, args] = this.engine.inNamespace(NODE, [
-      MAIN, 'start', '--data-dir', this.dataDir, '--name', this.name, '--dns', '127.0.0.1:0',
-      '--docker', this.engine.socket, '--link-interface', 'shoal0', '--log-level', 'info', ...this.args,
-    ])
-    const fd = openSync(this.logFile, 'a')
-    const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] })
-    closeSync(fd)
-    this.proc = proc
-    proc.on('exit', (code, signal) => { this.exitCode = code ?? (signal === null ? -1 : 128) })
-    await waitFor(`${this.name} to serve its API`, async () => {
-      if (this.exitCode !== null) throw new Error(`${this.name} exited with ${this.exitCode}; its log ${this.logFile} ends: ${readFileSync(this.logFile, 'utf8').slice(-1500)}`)
-      return existsSync(this.api) && (await apiGet<{ peerId?: string }>(this.api, '/v1/status')).peerId !== undefined
-    }, 30_000)
-  }
-
-  async stop(): Promise<void> {
-    const proc = this.proc
-    if (proc === null || this.exitCode !== null) return
-    const exited = new Promise((r) => proc.once('exit', r))
-    proc.kill('SIGTERM')
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
-    await exited
-    clearTimeout(timer)
-  }
-}
-
 function run(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${`${r.stdout ?? ''}${r.stderr ?? ''}${r.error?.message ?? ''}`.trim()}`)
@@ -294,13 +247,13 @@ export async function linksBench(o: LinksBenchOptions): Promise<void> {
     }
 
     progress('starting the peers')
-    const a = new HostPeer('host-a', join(root, 'host-a'), dockA, ['--listen', `/ip4/${LAN.a}/tcp/${P2P_PORT}`])
+    const a = new HostPeer('host-a', join(root, 'host-a'), dockA, ['--listen', `/ip4/${LAN.a}/tcp/${P2P_PORT}`], 'info')
     peers.push(a)
     await a.start()
     const idA = (await apiGet<{ peerId: string }>(a.api, '/v1/status')).peerId
     const b = new HostPeer('host-b', join(root, 'host-b'), dockB, [
       '--listen', `/ip4/${LAN.b}/tcp/${P2P_PORT}`, '--bootstrap', `/ip4/${LAN.a}/tcp/${P2P_PORT}/p2p/${idA}`, '--secret-file', join(a.dataDir, 'cluster.key'),
-    ])
+    ], 'info')
     peers.push(b)
     await b.start()
     await waitFor('two voters', async () => ((await apiGet<{ voters: string[] }>(a.api, '/v1/status')).voters.length === 2 ? true : undefined), 60_000)

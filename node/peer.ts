@@ -596,8 +596,10 @@ export class Peer {
     const machine = this.machine
     const membership = this.membership
     if (kv === null || machine === null || membership === null || this.lostMarking) return
+    // performance.now() counts from this process's start, on the monotonic clock.
+    if (performance.now() < this.config.deadGraceMs) return
+    // Member times are wall-clock less the monotonic time elapsed (Membership.members()).
     const now = Date.now()
-    if (now - Date.parse(this.startedAt) < this.config.deadGraceMs) return
     const hosts = new Map<string, HostLiveness>(membership.members().map((m) => [m.peerId, { state: m.state, sinceMs: Date.parse(m.stateSince) }]))
     const txns = lostContainerTxns(now, this.config.deadGraceMs, hosts, machine.store.range(CONTAINERS_PREFIX).kvs)
     if (txns.length === 0) return

@@ -55,7 +55,8 @@ export class SchedulerLoop {
   private dirty = false
   private stopped = false
   /** When this peer last became leader: hosts it has not heard of count as dead from then. */
-  private leaderSinceMs: number | null = null
+  /** When this peer last became leader, on the monotonic clock (a wall-clock step must not age it). */
+  private leaderSinceMono: number | null = null
 
   constructor(init: SchedulerLoopInit) {
     this.init = init
@@ -89,7 +90,7 @@ export class SchedulerLoop {
   kick(): void {
     if (this.stopped) return
     if (!this.init.isLeader()) {
-      this.leaderSinceMs = null
+      this.leaderSinceMono = null
       return
     }
     if (this.running) {
@@ -108,11 +109,15 @@ export class SchedulerLoop {
 
   private async round(): Promise<void> {
     const { machine, kv, membership, log } = this.init
+    // The reconciler compares with hosts' task observations, which carry their wall-clock times;
+    // what this peer timed itself (its leadership, members' states) is monotonic, handed over as
+    // wall-clock times less the monotonic time elapsed, so its durations survive a clock step.
     const nowMs = Date.now()
-    this.leaderSinceMs ??= nowMs
+    this.leaderSinceMono ??= performance.now()
+    const leaderSinceMs = nowMs - (performance.now() - this.leaderSinceMono)
     const state = readSchedulerState(machine.store)
     const members = membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) }))
-    const hosts = schedulerHosts(state, members, this.leaderSinceMs)
+    const hosts = schedulerHosts(state, members, leaderSinceMs)
     const changes = reconcile({
       services: state.services, statuses: state.statuses, tasks: state.tasks, hosts,
       containers: state.containers, nowMs, deadGraceMs: this.init.rescheduleGraceMs,

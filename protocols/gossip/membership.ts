@@ -36,7 +36,17 @@ export interface MembershipInit {
   onChange: (change: MemberChange, host: HostRecord | null) => void
   log: { info(m: string): void; warn(m: string): void; debug(m: string): void }
   detector?: Partial<Omit<FailureDetectorConfig, 'selfId' | 'meta' | 'nowMs' | 'random'>>
+  /** The clocks (tests step them): `monotonicMs` drives every SWIM timer, `wallMs` only dates what is shown. */
+  clock?: MembershipClock
 }
+
+/** A monotonic clock for deadlines and the wall clock for display. */
+export interface MembershipClock {
+  monotonicMs(): number
+  wallMs(): number
+}
+
+const SYSTEM_CLOCK: MembershipClock = { monotonicMs: () => performance.now(), wallMs: () => Date.now() }
 
 /** Cluster membership of this peer: who is alive, suspect, dead or left. */
 export class Membership {
@@ -45,6 +55,9 @@ export class Membership {
   private readonly init: MembershipInit
   private readonly selfId: string
   private readonly seedIds: string[]
+  // Every time the core sees is monotonic: a wall-clock step (NTP, a VM resumed) must not expire
+  // suspicions or probes at once and have healthy peers declared dead (nor hold them back).
+  private readonly clock: MembershipClock
   private ticker: ReturnType<typeof setInterval> | null = null
   private lastJoinAttemptMs = -Infinity
   private joinAttempts = 0
@@ -54,12 +67,13 @@ export class Membership {
     const id = evt.detail.toString()
     this.transport.connectionClosed(id)
     if (this.leaving) return
-    this.core.onConnectionLost(id, Date.now())
+    this.core.onConnectionLost(id, this.clock.monotonicMs())
     this.drain()
   }
 
   constructor(init: MembershipInit) {
     this.init = init
+    this.clock = init.clock ?? SYSTEM_CLOCK
     this.selfId = init.libp2p.peerId.toString()
     this.seedIds = [...new Set(init.bootstrap.map((ma) => ma.getComponents().findLast((c) => c.name === 'p2p')?.value ?? ''))].filter(
       (id) => id !== '' && id !== this.selfId,
@@ -68,7 +82,7 @@ export class Membership {
       ...init.detector,
       selfId: this.selfId,
       meta: encodeHostRecord(init.host),
-      nowMs: Date.now(),
+      nowMs: this.clock.monotonicMs(),
       // Seeded from the OS once per process; the core only ever sees the function.
       random: mulberry32(randomInt(1, 2 ** 31)),
     })
@@ -77,12 +91,12 @@ export class Membership {
       {
         onMessage: (from, message) => {
           if (this.leaving) return
-          this.core.step(from, message, Date.now())
+          this.core.step(from, message, this.clock.monotonicMs())
           this.drain()
         },
         onUnreachable: (peerId) => {
           if (this.leaving) return
-          this.core.onUnreachable(peerId, Date.now())
+          this.core.onUnreachable(peerId, this.clock.monotonicMs())
           this.drain()
         },
       },
@@ -115,7 +129,7 @@ export class Membership {
     if (this.ticker !== null) clearInterval(this.ticker)
     this.ticker = null
     if (leave) {
-      this.core.leave(Date.now())
+      this.core.leave(this.clock.monotonicMs())
       this.drain()
       this.leaving = true
       await this.transport.flush(LEAVE_FLUSH_MS)
@@ -125,13 +139,19 @@ export class Membership {
     await this.transport.stop()
   }
 
-  /** Every known member, this peer included. */
+  /**
+   * Every known member, this peer included. `stateSince` is the wall-clock time now less the
+   * monotonic time since the change, so `Date.now() - Date.parse(stateSince)` is how long the
+   * state has held even across a wall-clock step.
+   */
   members(): MemberView[] {
+    const wall = this.clock.wallMs()
+    const mono = this.clock.monotonicMs()
     return this.core.members().map((m) => ({
       peerId: m.peerId,
       state: m.state,
       incarnation: m.incarnation,
-      stateSince: new Date(m.stateSinceMs).toISOString(),
+      stateSince: new Date(wall - (mono - m.stateSinceMs)).toISOString(),
       host: decodeHostRecord(m.meta),
       self: m.peerId === this.selfId,
     }))
@@ -144,12 +164,12 @@ export class Membership {
 
   /** Publishes a changed host record (e.g. new listen addresses). */
   updateHost(host: HostRecord): void {
-    this.core.updateMeta(encodeHostRecord(host), Date.now())
+    this.core.updateMeta(encodeHostRecord(host), this.clock.monotonicMs())
     this.drain()
   }
 
   private onTick(): void {
-    const now = Date.now()
+    const now = this.clock.monotonicMs()
     this.core.tick(now)
     this.maybeJoin(now)
     this.drain()
@@ -197,6 +217,7 @@ export class Membership {
         })
       }
     }
-    this.init.onChange(change, host)
+    // Events carry a wall-clock time; the core's is monotonic.
+    this.init.onChange({ ...change, atMs: this.clock.wallMs() - (this.clock.monotonicMs() - change.atMs) }, host)
   }
 }

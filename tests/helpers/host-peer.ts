@@ -18,14 +18,17 @@ export class HostPeer {
   readonly logFile: string
   private readonly engine: Dockerd
   private readonly args: string[]
-  private proc: ChildProcess | null = null
+  private readonly logLevel: string
+  /** The peer's process while it runs (a bench's interrupt handler kills it). */
+  proc: ChildProcess | null = null
   private exitCode: number | null = null
 
-  constructor(name: string, dataDir: string, engine: Dockerd, args: string[]) {
+  constructor(name: string, dataDir: string, engine: Dockerd, args: string[], logLevel = 'debug') {
     this.name = name
     this.dataDir = dataDir
     this.engine = engine
     this.args = args
+    this.logLevel = logLevel
     this.api = join(dataDir, 'shoal.sock')
     this.logFile = `${dataDir}.log`
   }
@@ -34,7 +37,7 @@ export class HostPeer {
   async start(): Promise<this> {
     const [cmd, args] = this.engine.inNamespace(NODE, [
       MAIN, 'start', '--data-dir', this.dataDir, '--name', this.name, '--dns', '127.0.0.1:0',
-      '--docker', this.engine.socket, '--link-interface', 'shoal0', '--log-level', 'debug', ...this.args,
+      '--docker', this.engine.socket, '--link-interface', 'shoal0', '--log-level', this.logLevel, ...this.args,
     ])
     const fd = openSync(this.logFile, 'a')
     const proc = spawn(cmd, args, { stdio: ['ignore', fd, fd] })
