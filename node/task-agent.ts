@@ -1,7 +1,8 @@
 /**
  * The host agent's daemon adapter (issue 12): runs the tasks the leader's scheduler assigned
- * to this host, by driving the pure core (runtime/agent/agent.ts) with this peer's replica,
- * its container runtime, its Raft leader and the wall clock, and executing what it decides.
+ * to this host, by driving the pure core (runtime/agent/agent.ts) through the loop the simulator
+ * runs too (runtime/agent/loop.ts) with this peer's replica, its container runtime, its Raft
+ * leader, real timers and the wall clock, and executing what it decides.
  *
  * When it steps: after each runtime change, after each applied change under `tasks/`,
  * `services/` and this host's `task-states/<self>/` (WatchHub watches, as HostSync watches its
@@ -21,12 +22,11 @@
  * the engine is unreachable (its view is stale), or while `ready()` says the replica has not
  * caught up, it only deletes the task-state keys of slots no longer assigned here.
  */
-import type { ContainerRuntime, RuntimeChange, TaskEngine } from '../runtime/runtime.ts'
+import type { ContainerRuntime, TaskEngine } from '../runtime/runtime.ts'
 import { readAgentState } from '../runtime/agent/state.ts'
-import {
-  InFlight, TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_QUEUE_MAX,
-} from '../runtime/agent/in-flight.ts'
-import { TaskAgent, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
+import { TASK_AGENT_TICK_MS } from '../runtime/agent/in-flight.ts'
+import { AgentLoop } from '../runtime/agent/loop.ts'
+import type { AgentAction } from '../runtime/agent/agent.ts'
 import { TASKS_PREFIX, TASK_STATES_PREFIX, encodeObserved } from '../runtime/scheduler/task.ts'
 import { SERVICES_PREFIX } from '../storage/statestore/index.ts'
 import type { KvService } from './kv-service.ts'
@@ -72,62 +72,75 @@ export interface TaskAgentStats {
   lastError: string | null
 }
 
-type Lane = 'engine' | 'kv'
-
 export class TaskAgentDriver {
-  readonly stats: TaskAgentStats = { steps: 0, actions: 0, failures: 0, lastError: null }
   private readonly init: TaskAgentInit
-  private readonly agent = new TaskAgent()
-  private readonly now: () => number
-  private readonly inFlight = new InFlight()
-  private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
-  private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
-  private leaderlessSinceMs: number | null = null
+  private readonly loop: AgentLoop
+  private readonly failures = { count: 0, lastError: null as string | null }
   private stopped = false
   private started = false
-  private debounce: ReturnType<typeof setTimeout> | null = null
-  /** Steps at the core's next deadline (a restart back-off, a drain) rather than at the next tick. */
-  private wakeTimer: ReturnType<typeof setTimeout> | null = null
   private tick: ReturnType<typeof setInterval> | null = null
   private unsubscribe: (() => void) | null = null
   private unwatch: Array<() => void> = []
 
   constructor(init: TaskAgentInit) {
     this.init = init
-    this.now = init.now ?? Date.now
+    const now = init.now ?? Date.now
+    this.loop = new AgentLoop({
+      selfId: init.selfId,
+      nowMs: now,
+      after: (ms, fn) => {
+        setTimeout(fn, ms).unref()
+      },
+      view: () => {
+        const { tasks, services, reported } = readAgentState(init.machine.store, init.selfId)
+        return { tasks, services, reported, containers: init.runtime?.containers() ?? [], dns: init.dns(), drainMs: init.drainMs }
+      },
+      containers: () => init.runtime?.containers() ?? [],
+      hasLeader: () => init.raftLeader() !== null,
+      engineReady: () => this.engineReady(),
+      execute: (a, done) => {
+        this.execute(a).then(
+          // A runtime that reported the effect while the operation ran (MemoryRuntime does so inside the call) has shown it already.
+          done,
+          (err: unknown) => {
+            this.fail(`${describe(a)} failed: ${err instanceof Error ? err.message : String(err)}`)
+            done(false)
+          },
+        )
+      },
+      // The core never throws on odd input; if it does anyway, say so and try again on the next tick.
+      stepFailed: (err) => this.fail(`task agent step failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`),
+    })
+  }
+
+  /** Counters for `shoal status`. */
+  get stats(): TaskAgentStats {
+    return { steps: this.loop.stats.steps, actions: this.loop.stats.actions, failures: this.failures.count, lastError: this.failures.lastError }
   }
 
   start(): void {
     if (this.started) return
     this.started = true
     const { runtime } = this.init
-    this.unsubscribe = runtime?.subscribe((change) => this.onRuntime(change)) ?? null
+    this.unsubscribe = runtime?.subscribe((change) => this.loop.onRuntime(change)) ?? null
     for (const prefix of [TASKS_PREFIX, SERVICES_PREFIX, `${TASK_STATES_PREFIX}${this.init.selfId}/`]) this.watch(prefix)
-    this.tick = setInterval(() => this.onTick(), TASK_AGENT_TICK_MS)
+    this.tick = setInterval(() => this.loop.tick(), TASK_AGENT_TICK_MS)
     this.tick.unref()
     this.schedule()
   }
 
   stop(): void {
     this.stopped = true
-    if (this.debounce !== null) clearTimeout(this.debounce)
-    if (this.wakeTimer !== null) clearTimeout(this.wakeTimer)
+    this.loop.stop()
     if (this.tick !== null) clearInterval(this.tick)
     this.unsubscribe?.()
     for (const u of this.unwatch) u()
     this.unwatch = []
-    this.queues.engine = []
-    this.queues.kv = []
   }
 
   /** Something changed: step soon (one step per burst). */
   schedule(): void {
-    if (this.stopped || this.debounce !== null) return
-    this.debounce = setTimeout(() => {
-      this.debounce = null
-      this.runStep()
-    }, TASK_AGENT_DEBOUNCE_MS)
-    this.debounce.unref()
+    this.loop.schedule()
   }
 
   private watch(prefix: string): void {
@@ -147,42 +160,6 @@ export class TaskAgentDriver {
     this.unwatch.push(stop)
   }
 
-  private onRuntime(change: RuntimeChange): void {
-    if (change.type === 'status') {
-      this.schedule()
-      return
-    }
-    // Operations whose effect the runtime now shows are free again. Only those: in a burst,
-    // another container's event must not free a run whose container is not listed yet, or the
-    // core would run the same task again (a name conflict, an engine slot wasted).
-    this.inFlight.runtimeChanged(this.init.runtime?.containers() ?? [])
-    this.schedule()
-  }
-
-  private onTick(): void {
-    const nowMs = this.now()
-    this.inFlight.expire(nowMs)
-    this.schedule()
-  }
-
-  /** Reads this host's whole view from the replica and the runtime. */
-  private view(nowMs: number): AgentInput {
-    const { selfId, machine, runtime } = this.init
-    const store = machine.store
-    const { tasks, services, reported } = readAgentState(store, selfId)
-    const leader = this.init.raftLeader()
-    if (leader !== null) this.leaderlessSinceMs = null
-    else this.leaderlessSinceMs ??= nowMs
-    return {
-      selfId, nowMs, tasks, services,
-      containers: runtime?.containers() ?? [],
-      reported, dns: this.init.dns(),
-      leaderlessSinceMs: this.leaderlessSinceMs,
-      drainMs: this.init.drainMs,
-      busy: this.inFlight.busy,
-    }
-  }
-
   /**
    * Whether the engine can be driven: there is one, and the runtime's view of it is current
    * (runtime.ts: `degraded: null` only after the first full listing of a connection, so before
@@ -191,73 +168,6 @@ export class TaskAgentDriver {
   private engineReady(): boolean {
     const { engine, runtime, ready } = this.init
     return engine !== null && runtime !== null && runtime.status().degraded === null && (ready?.() ?? true)
-  }
-
-  private runStep(): void {
-    if (this.stopped) return
-    let actions: AgentAction[]
-    try {
-      const nowMs = this.now()
-      actions = this.agent.step(this.view(nowMs))
-    } catch (err) {
-      // The core never throws on odd input; if it does anyway, say so and try again on the next tick.
-      this.fail(`task agent step failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
-      return
-    }
-    this.stats.steps++
-    this.armWake()
-    const ready = this.engineReady()
-    for (const a of actions) {
-      if (!ready && a.kind !== 'unreport') continue
-      this.enqueue(a)
-    }
-  }
-
-  private armWake(): void {
-    if (this.wakeTimer !== null) clearTimeout(this.wakeTimer)
-    this.wakeTimer = null
-    const wakeMs = this.agent.nextWakeMs()
-    if (wakeMs === null || this.stopped) return
-    // Past the deadline by a millisecond, so the step sees it reached; the tick covers a clock step.
-    const inMs = Math.min(TASK_AGENT_TICK_MS, Math.max(0, wakeMs - this.now()) + 1)
-    this.wakeTimer = setTimeout(() => {
-      this.wakeTimer = null
-      this.schedule()
-    }, inMs)
-    this.wakeTimer.unref()
-  }
-
-  private enqueue(a: AgentAction): void {
-    const lane: Lane = a.kind === 'report' || a.kind === 'unreport' ? 'kv' : 'engine'
-    if (this.queues[lane].length >= TASK_AGENT_QUEUE_MAX) return
-    this.inFlight.begin(a)
-    this.queues[lane].push(a)
-    this.pump(lane)
-  }
-
-  private pump(lane: Lane): void {
-    const limit = lane === 'engine' ? TASK_AGENT_ENGINE_CONCURRENCY : TASK_AGENT_KV_CONCURRENCY
-    while (!this.stopped && this.running[lane] < limit) {
-      const a = this.queues[lane].shift()
-      if (a === undefined) return
-      this.running[lane]++
-      this.stats.actions++
-      this.execute(a).then(
-        // A runtime that reported the effect while the operation ran (MemoryRuntime does so inside the call) has shown it already.
-        (settle) => this.finish(lane, a, settle),
-        (err: unknown) => {
-          this.fail(`${describe(a)} failed: ${err instanceof Error ? err.message : String(err)}`)
-          this.finish(lane, a, false)
-        },
-      )
-    }
-  }
-
-  private finish(lane: Lane, a: AgentAction, settle: boolean): void {
-    this.running[lane]--
-    this.inFlight.finished(a, settle && !this.stopped, this.init.runtime?.containers() ?? [], this.now())
-    this.pump(lane)
-    this.schedule()
   }
 
   /** Runs one action; resolves whether its key should wait for the runtime to show the effect. */
@@ -284,7 +194,7 @@ export class TaskAgentDriver {
         } catch (err) {
           // The core weighs a refusal against the restart policy (a name conflict is adopted, not counted).
           const error = err instanceof Error ? err : new Error(String(err))
-          this.agent.runFailed(a.task, error, this.now())
+          this.loop.runFailed(a.task, error)
           this.fail(`${describe(a)} refused: ${error.message}`)
           return false
         }
@@ -306,8 +216,8 @@ export class TaskAgentDriver {
   }
 
   private fail(message: string): void {
-    this.stats.failures++
-    this.stats.lastError = message
+    this.failures.count++
+    this.failures.lastError = message
     this.init.log.debug(`${message}; retrying on a later step`)
   }
 }

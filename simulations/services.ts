@@ -7,22 +7,20 @@
 //   lost-marking), proposed as the leader's own commands one at a time, one
 //   round at a time, again after applied changes that matter and every
 //   SCHEDULER_TICK_MS;
-// - the host agent, as node/task-agent.ts drives the pure TaskAgent: a step
-//   after runtime changes and applied changes under tasks/, services/ and this
-//   host's task-states/ (debounced), every second and at the core's next
-//   deadline; engine operations 4 at a time against the host's SimEngine,
-//   reports 8 at a time as this peer's writes; an action's key stays busy until
-//   it is done and the runtime has shown its own effect (runtime/agent/in-flight.ts);
+// - the host agent: the daemon's own loop (runtime/agent/loop.ts, which
+//   node/task-agent.ts runs too) stepped after runtime changes and applied
+//   changes under tasks/, services/ and this host's task-states/, and every
+//   second; here its timers are simulated events, its engine the host's
+//   SimEngine and its reports this peer's writes;
 // - the host record hosts/<self> (HostSync writes it in the daemon).
 //
 // Broken variants (test-only) wrap the cores' inputs and outputs here, so the
 // cores stay as shipped.
 
 import { readAgentState } from '../runtime/agent/state.ts'
-import {
-  InFlight, TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_QUEUE_MAX,
-} from '../runtime/agent/in-flight.ts'
-import { TaskAgent, type AgentAction, type AgentInput } from '../runtime/agent/agent.ts'
+import { TASK_AGENT_TICK_MS } from '../runtime/agent/in-flight.ts'
+import { AgentLoop } from '../runtime/agent/loop.ts'
+import type { AgentAction } from '../runtime/agent/agent.ts'
 import type { Member } from '../protocols/gossip/failure-detector.ts'
 import { changeTxns } from '../runtime/scheduler/proposals.ts'
 import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
@@ -115,8 +113,6 @@ export const AGENT_WATCH = 1
 export const SCHEDULER_WATCH = 2
 
 
-type Lane = 'engine' | 'kv'
-
 /** The services side of one life of a node. */
 export class ServiceSide {
   private readonly d: ServiceDriver
@@ -127,14 +123,8 @@ export class ServiceSide {
   private schedDirty = false
   private leaderSinceMs: number | null = null
   private lastSchedTickMs: number
-  // Agent driver.
-  private readonly agent = new TaskAgent()
-  private readonly inFlight = new InFlight()
-  private readonly queues: Record<Lane, AgentAction[]> = { engine: [], kv: [] }
-  private readonly running: Record<Lane, number> = { engine: 0, kv: 0 }
-  private leaderlessSinceMs: number | null = null
-  private debounced = false
-  private wakeSeq = 0
+  // Host agent: the daemon's loop.
+  private readonly agent: AgentLoop
   private lastAgentTickMs: number
   // Host record.
   private hostWriting = false
@@ -145,8 +135,24 @@ export class ServiceSide {
     const now = driver.nowMs()
     this.lastSchedTickMs = now
     this.lastAgentTickMs = now
+    const d = driver
+    this.agent = new AgentLoop({
+      selfId: d.selfId,
+      nowMs: () => d.nowMs(),
+      after: (ms, fn) => d.after(ms, fn),
+      view: () => {
+        const { tasks, services, reported } = readAgentState(d.store(), d.selfId)
+        return { tasks, services, reported, containers: d.engine.runtime.containers(), dns: [], drainMs: d.settings.drainMs }
+      },
+      containers: () => d.engine.runtime.containers(),
+      hasLeader: () => d.hasLeader(),
+      engineReady: () => d.engine.runtime.status().degraded === null,
+      execute: (a, done) => this.execute(a, done),
+      // No stepFailed: a core that throws is a bug, and surfaces as a core-assertion violation.
+      ...(d.faults.agentNoStopObsolete ? { filter: (actions: AgentAction[]) => actions.filter((a) => !(a.kind === 'stop' && /no longer assigned|duplicate container/.test(a.reason))) } : {}),
+    })
     this.writeHostRecord()
-    this.schedule()
+    this.agent.schedule()
   }
 
   /** Which watches a write under `key` fires (see AGENT_WATCH, SCHEDULER_WATCH). */
@@ -161,7 +167,7 @@ export class ServiceSide {
 
   /** Applied changes fired these watches (delivered after the apply, as WatchHub does). */
   storeChanged(bits: number): void {
-    if ((bits & AGENT_WATCH) !== 0) this.schedule()
+    if ((bits & AGENT_WATCH) !== 0) this.agent.schedule()
     if ((bits & SCHEDULER_WATCH) !== 0) this.kick()
   }
 
@@ -174,15 +180,14 @@ export class ServiceSide {
     }
     if (nowMs - this.lastAgentTickMs >= TASK_AGENT_TICK_MS) {
       this.lastAgentTickMs = nowMs
-      this.onAgentTick(nowMs)
+      this.onAgentTick()
     }
   }
 
   /** This life ends. */
   stop(): void {
     this.stopped = true
-    this.queues.engine = []
-    this.queues.kv = []
+    this.agent.stop()
   }
 
   // ------------------------------------------------------------ scheduler loop
@@ -259,97 +264,15 @@ export class ServiceSide {
 
   // ------------------------------------------------------------ host agent
 
-  /** A runtime change (TaskAgentDriver.onRuntime). */
+  /** A runtime change (TaskAgentDriver hands them to the loop the same way). */
   onRuntime(change: RuntimeChange): void {
     if (this.stopped) return
-    if (change.type === 'status') {
-      this.schedule()
-      return
-    }
-    this.inFlight.runtimeChanged(this.d.engine.runtime.containers())
-    this.schedule()
+    this.agent.onRuntime(change)
   }
 
-  private onAgentTick(nowMs: number): void {
-    this.inFlight.expire(nowMs)
+  private onAgentTick(): void {
     if (this.d.store().get(hostKey(this.d.selfId)) === null) this.writeHostRecord()
-    this.schedule()
-  }
-
-  /** Something changed: step soon, one step per burst. */
-  private schedule(): void {
-    if (this.stopped || this.debounced) return
-    this.debounced = true
-    this.d.after(TASK_AGENT_DEBOUNCE_MS, () => {
-      this.debounced = false
-      this.runStep()
-    })
-  }
-
-  private view(nowMs: number): AgentInput {
-    const { selfId } = this.d
-    const store = this.d.store()
-    const { tasks, services, reported } = readAgentState(store, selfId)
-    if (this.d.hasLeader()) this.leaderlessSinceMs = null
-    else this.leaderlessSinceMs ??= nowMs
-    return {
-      selfId, nowMs, tasks, services,
-      containers: this.d.engine.runtime.containers(),
-      reported, dns: [],
-      leaderlessSinceMs: this.leaderlessSinceMs,
-      drainMs: this.d.settings.drainMs,
-      busy: this.inFlight.busy,
-    }
-  }
-
-  private runStep(): void {
-    if (this.stopped) return
-    const nowMs = this.d.nowMs()
-    // A core that throws is a bug: it surfaces as a core-assertion violation.
-    let actions = this.agent.step(this.view(nowMs))
-    if (this.d.faults.agentNoStopObsolete) actions = actions.filter((a) => !(a.kind === 'stop' && /no longer assigned|duplicate container/.test(a.reason)))
-    this.armWake(nowMs)
-    const ready = this.d.engine.runtime.status().degraded === null
-    for (const a of actions) {
-      if (!ready && a.kind !== 'unreport') continue
-      this.enqueue(a)
-    }
-  }
-
-  private armWake(nowMs: number): void {
-    const seq = ++this.wakeSeq
-    const wakeMs = this.agent.nextWakeMs()
-    if (wakeMs === null || this.stopped) return
-    const inMs = Math.min(TASK_AGENT_TICK_MS, Math.max(0, wakeMs - nowMs) + 1)
-    this.d.after(inMs, () => {
-      if (seq === this.wakeSeq) this.schedule()
-    })
-  }
-
-  private enqueue(a: AgentAction): void {
-    const lane: Lane = a.kind === 'report' || a.kind === 'unreport' ? 'kv' : 'engine'
-    if (this.queues[lane].length >= TASK_AGENT_QUEUE_MAX) return
-    this.inFlight.begin(a)
-    this.queues[lane].push(a)
-    this.pump(lane)
-  }
-
-  private pump(lane: Lane): void {
-    const limit = lane === 'engine' ? TASK_AGENT_ENGINE_CONCURRENCY : TASK_AGENT_KV_CONCURRENCY
-    while (!this.stopped && this.running[lane] < limit) {
-      const a = this.queues[lane].shift()
-      if (a === undefined) return
-      this.running[lane]++
-      this.execute(a, (settle) => this.finish(lane, a, settle))
-    }
-  }
-
-  private finish(lane: Lane, a: AgentAction, settle: boolean): void {
-    if (this.stopped) return
-    this.running[lane]--
-    this.inFlight.finished(a, settle, this.d.engine.runtime.containers(), this.d.nowMs())
-    this.pump(lane)
-    this.schedule()
+    this.agent.tick()
   }
 
   /** Runs one action; `done(settle)` as an input of this life (the engine finishes it even if the peer is gone). */
@@ -368,7 +291,7 @@ export class ServiceSide {
         const refused = (err: Error | null): void => {
           d.after(0, () => {
             if (err !== null) {
-              this.agent.runFailed(a.task, err, d.nowMs())
+              this.agent.runFailed(a.task, err)
               done(false)
             } else done(true)
           })
