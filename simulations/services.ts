@@ -1,12 +1,8 @@
 // One peer's side of services in the simulator, for one life of the node:
 //
-// - the leader's scheduler loop, as node/scheduler-loop.ts drives it:
-//   readSchedulerState → SchedHost[] from host records and this peer's failure
-//   detector (a host the leader has not heard of counts as dead since it became
-//   leader) → reconcile → changeTxns (mark-lost left to the autopilot's
-//   lost-marking), proposed as the leader's own commands one at a time, one
-//   round at a time, again after applied changes that matter and every
-//   SCHEDULER_TICK_MS;
+// - the leader's scheduler loop: the daemon's own (runtime/scheduler/loop.ts,
+//   which node/scheduler-loop.ts runs too), kicked after applied changes that
+//   matter and every SCHEDULER_TICK_MS, its proposals this leader's writes;
 // - the host agent: the daemon's own loop (runtime/agent/loop.ts, which
 //   node/task-agent.ts runs too) stepped after runtime changes and applied
 //   changes under tasks/, services/ and this host's task-states/, and every
@@ -22,22 +18,17 @@ import { TASK_AGENT_TICK_MS } from '../runtime/agent/in-flight.ts'
 import { AgentLoop } from '../runtime/agent/loop.ts'
 import type { AgentAction } from '../runtime/agent/agent.ts'
 import type { Member } from '../protocols/gossip/failure-detector.ts'
-import { changeTxns } from '../runtime/scheduler/proposals.ts'
-import { reconcile, type Change } from '../runtime/scheduler/reconcile.ts'
+import type { Change, ReconcileInput } from '../runtime/scheduler/reconcile.ts'
 import type { SchedHost } from '../runtime/scheduler/feasible.ts'
-import { readSchedulerState, schedulerHosts } from '../runtime/scheduler/state.ts'
+import { SCHEDULER_TICK_MS, SCHEDULER_WATCHED, SchedulerRounds } from '../runtime/scheduler/loop.ts'
 import type { ServiceRecord } from '../runtime/scheduler/spec.ts'
-import {
-  HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX,
-  encodeObserved, type Task,
-} from '../runtime/scheduler/task.ts'
+import { SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, encodeObserved, type Task } from '../runtime/scheduler/task.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
-import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, encodeRecord, hostKey, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, SERVICES_PREFIX, encodeRecord, hostKey, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
 import { sameBytes } from '../runtime/container-reconcile.ts'
 import type { SimEngine } from './engine.ts'
 
-/** node/scheduler-loop.ts SCHEDULER_TICK_MS. */
-export const SCHEDULER_TICK_MS = 250
+export { SCHEDULER_TICK_MS } from '../runtime/scheduler/loop.ts'
 export {
   TASK_AGENT_TICK_MS, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_AGENT_KV_CONCURRENCY, TASK_AGENT_SETTLE_MS, TASK_AGENT_QUEUE_MAX,
 } from '../runtime/agent/in-flight.ts'
@@ -105,9 +96,6 @@ export interface ServiceDriver {
   note(text: string): void
 }
 
-/** Prefixes the scheduler loop watches (node/scheduler-loop.ts WATCHED). */
-const SCHEDULER_WATCHED = [SERVICES_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, SERVICE_STATUS_PREFIX, HOST_AVAILABILITY_PREFIX, HOSTS_PREFIX, CONTAINERS_PREFIX]
-
 /** Which watches an applied request fires: bit 1 the agent's, bit 2 the scheduler's. */
 export const AGENT_WATCH = 1
 export const SCHEDULER_WATCH = 2
@@ -118,10 +106,10 @@ export class ServiceSide {
   private readonly d: ServiceDriver
   private readonly agentPrefixes: readonly string[]
   private stopped = false
-  // Scheduler loop.
-  private schedRunning = false
-  private schedDirty = false
-  private leaderSinceMs: number | null = null
+  // Scheduler loop: the daemon's.
+  private readonly scheduler: SchedulerRounds
+  /** When the round now proposing decided (simulated µs), for the checkers. */
+  private decidedUs = 0
   private lastSchedTickMs: number
   // Host agent: the daemon's loop.
   private readonly agent: AgentLoop
@@ -136,6 +124,31 @@ export class ServiceSide {
     this.lastSchedTickMs = now
     this.lastAgentTickMs = now
     const d = driver
+    const faults = d.faults
+    this.scheduler = new SchedulerRounds({
+      // One simulated clock per node (it drifts, it never steps): both clocks read it.
+      wallMs: () => d.nowMs(),
+      monotonicMs: () => d.nowMs(),
+      isLeader: () => d.isLeader(),
+      store: () => d.store(),
+      members: () => d.members(),
+      rescheduleGraceMs: d.settings.rescheduleGraceMs,
+      write: (txn, done) => d.write(txn, true, (result) => {
+        if (result === null || !result.ok) done('failed')
+        else done(result.response.type === 'txn' && !result.response.succeeded ? 'conflict' : 'applied')
+      }),
+      after: (ms, fn) => d.after(ms, fn),
+      // Broken variants wrap the reconciler's input; the hosts the checkers hear of stay as the leader saw them.
+      adjust: (input) => {
+        this.decidedUs = d.nowUs()
+        return {
+          ...input,
+          hosts: faults.schedulerIgnoresLiveness ? input.hosts.map((h) => ({ ...h, liveness: 'alive' as const })) : input.hosts,
+          tasks: faults.rolloutIgnoresHealth ? input.tasks.map(assumeHealthy) : input.tasks,
+        }
+      },
+      applied: (txn, changes, input) => this.committed(txn, changes, input),
+    })
     this.agent = new AgentLoop({
       selfId: d.selfId,
       nowMs: () => d.nowMs(),
@@ -187,71 +200,22 @@ export class ServiceSide {
   /** This life ends. */
   stop(): void {
     this.stopped = true
+    this.scheduler.stop()
     this.agent.stop()
   }
 
   // ------------------------------------------------------------ scheduler loop
 
-  /** SchedulerLoop.kick: rounds never overlap; a request during one runs another after it. */
+  /** SchedulerLoop.kick. */
   kick(): void {
     if (this.stopped) return
-    if (!this.d.isLeader()) {
-      this.leaderSinceMs = null
-      return
-    }
-    if (this.schedRunning) {
-      this.schedDirty = true
-      return
-    }
-    this.schedRunning = true
-    this.round(() => {
-      this.schedRunning = false
-      if (this.schedDirty && !this.stopped) {
-        this.schedDirty = false
-        // setImmediate in the daemon.
-        this.d.after(0, () => this.kick())
-      }
-    })
-  }
-
-  private round(done: () => void): void {
-    const d = this.d
-    const nowMs = d.nowMs()
-    this.leaderSinceMs ??= nowMs
-    const since = this.leaderSinceMs
-    const state = readSchedulerState(d.store())
-    const hosts = schedulerHosts(state, d.members(), since)
-    const faults = d.faults
-    const seenHosts = faults.schedulerIgnoresLiveness ? hosts.map((h) => ({ ...h, liveness: 'alive' as const })) : hosts
-    const seenTasks = faults.rolloutIgnoresHealth ? state.tasks.map(assumeHealthy) : state.tasks
-    const graceMs = d.settings.rescheduleGraceMs
-    const changes = reconcile({
-      services: state.services, statuses: state.statuses, tasks: seenTasks, hosts: seenHosts,
-      containers: state.containers, nowMs, deadGraceMs: graceMs,
-    }).filter((c) => c.kind !== 'mark-lost')
-    if (changes.length === 0) return done()
-    const decidedUs = d.nowUs()
-    const specs = new Map(state.services.map((s) => [s.name, s]))
-    const txns = changeTxns(changes, state.revisions)
-    const next = (i: number): void => {
-      const txn = txns[i]
-      if (txn === undefined || this.stopped || !d.isLeader()) return done()
-      d.write(txn, true, (result) => {
-        if (this.stopped) return done()
-        if (result === null || !result.ok) return done()
-        if (result.response.type === 'txn' && !result.response.succeeded) {
-          this.schedDirty = true
-          return next(i + 1)
-        }
-        this.committed(txn, changes, { decidedUs, nowMs, hosts, specs, graceMs })
-        next(i + 1)
-      })
-    }
-    next(0)
+    this.scheduler.kick()
   }
 
   /** Tells the checker about every assignment in a committed scheduler txn. */
-  private committed(txn: TxnRequest, changes: readonly Change[], at: { decidedUs: number; nowMs: number; hosts: readonly SchedHost[]; specs: ReadonlyMap<string, ServiceRecord>; graceMs: number }): void {
+  private committed(txn: TxnRequest, changes: readonly Change[], input: ReconcileInput): void {
+    const specs = new Map(input.services.map((sp) => [sp.name, sp]))
+    const at = { decidedUs: this.decidedUs, nowMs: input.nowMs, hosts: input.hosts, specs, graceMs: input.deadGraceMs }
     const observer = this.d.observer()
     const keys = new Set(txn.success.map((op) => (op.type === 'deletePrefix' ? op.prefix : op.key)))
     for (const c of changes) {
