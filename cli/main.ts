@@ -1,5 +1,6 @@
 /** The `shoal` command: dispatches to a subcommand; user errors print one line, never a stack. */
 import { readFileSync } from 'node:fs'
+import { enableCompileCache } from 'node:module'
 import { UserError, UsageError, environmentError } from '../node/errors.ts'
 import { SHOAL_VERSION } from '../node/version.ts'
 
@@ -44,6 +45,14 @@ interface Command {
   run: (argv: string[]) => Promise<number>
   usage?: (rest: string[]) => string
 }
+
+// Node strips TypeScript types with a WebAssembly compiler that stays in memory once loaded
+// (about 20 MB for a client, 30 for a peer) and costs start-up time on every run. The compile
+// cache (under the OS temp dir, keyed by each file's contents, so an edited file is compiled
+// afresh) keeps the stripped code and its bytecode: later runs never load the compiler. A cache
+// that cannot be opened (read-only temp dir, another user's directory) only costs that saving.
+// Modules imported after this line are cached; `cli/shoal.js` enables it before this file too.
+enableCompileCache()
 
 // Each command's module is imported only when that command runs: a client command must not
 // pay for loading the daemon (libp2p, Raft, Docker) it talks to over a socket.

@@ -4,6 +4,7 @@
 // normally runs this file already; an older node that lands here re-runs us under the pinned one.
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import module from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -12,6 +13,8 @@ const stripsTypes = major > 23 || (major === 23 && minor >= 6) || (major === 22 
 const here = dirname(fileURLToPath(import.meta.url))
 
 if (stripsTypes) {
+  // Before main.ts is loaded, so it too comes from the compile cache (see main.ts).
+  module.enableCompileCache?.()
   await import(join(here, 'main.ts'))
 } else {
   const pinned = join(here, '..', 'node_modules', '.bin', 'node')
