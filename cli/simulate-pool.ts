@@ -14,6 +14,8 @@ export interface Job {
   readonly nodes: number
   readonly seed: number
   readonly inject: readonly Injection[]
+  /** Accept keys the linearizability search left undecided (RunOptions.allowInconclusive; default false). */
+  readonly allowInconclusive?: boolean
 }
 
 /** What comes back from a job (a RunResult without its trace). */
@@ -38,7 +40,7 @@ const BATCH_JOBS = 4
 /** Runs one job in this thread. */
 export function runJob(job: Job): JobResult {
   const started = performance.now()
-  const r = runSeed({ scenario: job.scenario, nodes: job.nodes, seed: job.seed, inject: job.inject })
+  const r = runSeed({ scenario: job.scenario, nodes: job.nodes, seed: job.seed, inject: job.inject, allowInconclusive: job.allowInconclusive })
   return { index: job.index, scenario: r.scenario, seed: r.seed, digest: r.digest, simulatedUs: r.simulatedUs, wallMs: performance.now() - started, violations: r.violations, stats: r.stats }
 }
 

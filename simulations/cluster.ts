@@ -31,6 +31,10 @@ export interface ClusterConfig {
   readonly keepTrace: boolean
 }
 
+/** A message's fate as the digest records it: delivered, or lost and why. */
+const FATE_DELIVERED = 0
+const LOSS_FATES: Readonly<Record<LossReason, number>> = { drop: 1, cut: 2, down: 3 }
+
 /** The transport notices a failed delivery this long after the send (a refused or timed-out dial). */
 const UNREACHABLE_NOTICE_US = 1_000
 
@@ -239,8 +243,7 @@ export class SimCluster {
 
   private deliver(from: string, to: string, payload: Envelope): void {
     const target = this.nodes.get(to)
-    const term = payload.kind === 'raft' ? payload.message.term : 0
-    this.trace.mix(this.scheduler.nowUs, this.numbers.get(from) ?? 0, this.numbers.get(to) ?? 0, envelopeCode(payload), term)
+    this.trace.message(this.scheduler.nowUs, this.numbers.get(from) ?? 0, this.numbers.get(to) ?? 0, envelopeCode(payload), FATE_DELIVERED, payload)
     if (target === undefined || !target.alive) {
       this.lost(from, to, payload, 'down')
       return
@@ -249,12 +252,12 @@ export class SimCluster {
   }
 
   private lost(from: string, to: string, payload: Envelope, reason: LossReason): void {
+    // Every loss is in the digest, with its reason and payload, even those the timeline leaves out.
+    this.trace.message(this.scheduler.nowUs, this.numbers.get(from) ?? 0, this.numbers.get(to) ?? 0, envelopeCode(payload), LOSS_FATES[reason], payload)
     if (payload.kind === 'raft') {
       const type = payload.message.type
       const routine = type === 'heartbeat' || type === 'heartbeat-resp'
       if (reason === 'drop' || !routine) this.trace.note(this.scheduler.nowUs, 'lost', `${from} -> ${to} ${envelopeName(payload)} (${reason === 'drop' ? 'dropped' : reason === 'cut' ? 'link cut' : `${to} is down`})`)
-    } else {
-      this.trace.mix(this.scheduler.nowUs, this.numbers.get(from) ?? 0, this.numbers.get(to) ?? 0, envelopeCode(payload), reason === 'drop' ? 1 : 2)
     }
     // A lost message goes unnoticed; a refused or impossible connection is reported back (FramedChannel onUnreachable).
     if (reason === 'drop') return

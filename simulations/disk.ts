@@ -191,6 +191,21 @@ export class SimDisk {
 
   /** Rebuilds the read view from what is durable (FileLogStorage.recover); call after crash(). */
   recover(): MemoryLogStorage {
+    const memory = this.rebuild(this.records)
+    this.storage = memory
+    return memory
+  }
+
+  /**
+   * The last log index a restart would find now, in the log or the snapshot: what is
+   * durable (synced), not what was written. The end-of-run durability check reads it.
+   */
+  durableLastIndex(): number {
+    return this.rebuild(this.records.slice(0, this.synced)).lastIndex()
+  }
+
+  /** The storage a restart builds from `records` (FileLogStorage.recover). */
+  private rebuild(records: readonly WalRecord[]): MemoryLogStorage {
     const snapshot = this.snapshots[this.snapshots.length - 1]
     let memory = new MemoryLogStorage()
     let hardState: HardState = EMPTY_HARD_STATE
@@ -203,7 +218,7 @@ export class SimDisk {
       if (pending.length > 0) memory.append(pending)
       pending = []
     }
-    for (const record of this.records) {
+    for (const record of records) {
       switch (record.kind) {
         case 'hard-state':
           hardState = record.hardState
@@ -236,7 +251,6 @@ export class SimDisk {
     flush()
     if (hardState.commit < memory.firstIndex() - 1) hardState = { ...hardState, commit: memory.firstIndex() - 1 }
     memory.setHardState(hardState)
-    this.storage = memory
     return memory
   }
 

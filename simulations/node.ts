@@ -224,6 +224,10 @@ export class SimNode {
   generation = 0
   /** Since when (simulated µs) the peer has been down (crashed or stopped), or null while it runs. */
   downSinceUs: number | null = null
+  /** When (simulated µs) the current life began: a leader marks containers lost only a grace after it. */
+  upSinceUs = 0
+  /** When (simulated µs) this node last became leader, or null while it is not leading. */
+  leaderSinceUs: number | null = null
 
   private readonly host: NodeHost
   private readonly settings: NodeSettings
@@ -292,9 +296,14 @@ export class SimNode {
     this.core.assertInvariants()
   }
 
-  /** What this node's failure detector says of every member (empty while the node is down). */
-  memberStates(): ReadonlyArray<{ readonly peerId: string; readonly state: string }> {
+  /** What this node's failure detector says of every member, since when on this node's clock (empty while the node is down). */
+  memberStates(): ReadonlyArray<{ readonly peerId: string; readonly state: string; readonly stateSinceMs: number }> {
     return this.alive ? this.membership.members() : []
+  }
+
+  /** How long this life has run, on this node's clock (ms): lost-marking waits a grace period of it. */
+  upForMs(): number {
+    return this.nowMs() - this.bootMs
   }
 
   /** The failure detector's own consistency checks. */
@@ -731,6 +740,8 @@ export class SimNode {
   private onSoftState(soft: SoftState): void {
     const before = this.soft
     this.soft = soft
+    if (soft.role !== 'leader') this.leaderSinceUs = null
+    else if (before.role !== 'leader') this.leaderSinceUs = this.host.scheduler.nowUs
     this.host.observer.roleChanged(this, soft)
     if (before.role !== soft.role || before.lead !== soft.lead) {
       this.host.trace.note(this.host.scheduler.nowUs, 'role', `${this.id} is ${soft.role} in term ${this.core.status().term}${soft.lead !== null && soft.lead !== this.id ? `, leader ${soft.lead}` : ''}`)
@@ -980,6 +991,7 @@ export class SimNode {
       ...(this.settings.raftFaults === undefined ? {} : { testingFaults: this.settings.raftFaults }),
     })
     this.soft = { lead: null, role: 'follower' }
+    this.leaderSinceUs = null
     this.lastLead = null
     const now = this.nowMs()
     this.leases = new NodeLeases()
@@ -989,6 +1001,7 @@ export class SimNode {
     this.lastLeaseTimerMs = now
     this.lastAutopilotMs = now
     this.bootMs = now
+    this.upSinceUs = this.host.scheduler.nowUs
     this.lostMarking = false
     this.proposals = new Map()
     this.reads = new Map()

@@ -18,17 +18,17 @@ import { SSD_PROFILE } from './disk.ts'
 import { SimCluster } from './cluster.ts'
 import { ClientApi, KV_PREFIX } from './client-api.ts'
 import { History, describeOp, type KvOp } from './history.ts'
-import { NO_DRIVER_FAULTS, type NodeSettings } from './node.ts'
+import { NO_DRIVER_FAULTS, type NodeSettings, type SimNode } from './node.ts'
 import { stream } from './random.ts'
 import { DEFAULT_CLOCK, scenarioByName, type FaultContext } from './scenarios.ts'
 import { SchedulerBoundError } from './scheduler.ts'
-import { formatTime } from './trace.ts'
+import type { Digest } from './trace.ts'
 import { DEFAULT_WORKLOAD, Workload } from './workload.ts'
 import { ContainerWorkload, DEFAULT_CONTAINER_WORKLOAD } from './containers.ts'
-import { checkContainerRecords } from './checkers/containers.ts'
-import { CONTAINERS_PREFIX } from '../storage/statestore/index.ts'
-import { checkAcknowledgedWrites, checkNoPhantomReads, checkReplicasAgree } from './checkers/durability.ts'
-import { checkHistory } from './checkers/linearizability.ts'
+import { checkContainerRecords, lostDue, type LostRule } from './checkers/containers.ts'
+import { CONTAINERS_PREFIX, type Container } from '../storage/statestore/index.ts'
+import { checkAcknowledgedWrites, checkAcknowledgedWritesDurable, checkNoPhantomReads, checkReplicasAgree } from './checkers/durability.ts'
+import { checkHistory, linearizabilityViolations } from './checkers/linearizability.ts'
 import { checkLiveness, type LivenessObservation } from './checkers/liveness.ts'
 import { checkLocks } from './checkers/locks.ts'
 import { ViolationError, type Violation } from './checkers/violation.ts'
@@ -66,6 +66,11 @@ export interface RunOptions {
   readonly trace?: boolean
   /** Run the StateStore's own invariant checks after every applied batch (default true). */
   readonly checkStore?: boolean
+  /**
+   * Accept keys the linearizability search could not decide within its bound (default false:
+   * each such key is a violation). They are counted in `stats.inconclusiveKeys` either way.
+   */
+  readonly allowInconclusive?: boolean
 }
 
 /** Counters of one run. */
@@ -136,8 +141,63 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
 }
 
 /** The command that replays one failing run with its timeline. */
-export function replayCommand(scenario: string, nodes: number, seed: number, inject: readonly Injection[] = []): string {
-  return `shoal simulate --scenario ${scenario} --nodes ${nodes} --seeds ${seed}..${seed}${inject.map((i) => ` --inject ${i}`).join('')} --trace`
+export function replayCommand(scenario: string, nodes: number, seed: number, inject: readonly Injection[] = [], allowInconclusive = false): string {
+  return `shoal simulate --scenario ${scenario} --nodes ${nodes} --seeds ${seed}..${seed}${inject.map((i) => ` --inject ${i}`).join('')}${allowInconclusive ? ' --allow-inconclusive' : ''} --trace`
+}
+
+/** What one node ended a run as, for the digest. */
+export interface NodeEndState {
+  readonly id: string
+  readonly state: string
+  /** Raft term, commit and applied index, and the StateStore's digest; null while the node is down. */
+  readonly term: number | null
+  readonly commit: number | null
+  readonly applied: number | null
+  readonly store: string | null
+  /** The last index its disk holds durably. */
+  readonly durableIndex: number
+  /** Its host's engine (it outlives the peer). */
+  readonly engine: readonly Container[]
+}
+
+/**
+ * Mixes where every node ended into a run's digest, so that two runs whose messages matched
+ * but whose replicas, disks or engines ended apart do not share a digest.
+ */
+export function mixEndState(digest: Digest, nodes: readonly NodeEndState[]): void {
+  digest.text('end-state')
+  for (const n of nodes) digest.value(n)
+  digest.number(nodes.length)
+}
+
+/** Every node's end state, in start order. */
+function endStates(cluster: SimCluster): NodeEndState[] {
+  return cluster.ids().map((id) => {
+    const n = cluster.node(id)
+    const status = n.alive ? n.core.status() : null
+    return {
+      id,
+      state: n.state,
+      term: status === null ? null : status.term,
+      commit: status === null ? null : status.commit,
+      applied: n.alive ? n.appliedIndex : null,
+      store: n.alive ? n.store.digest() : null,
+      durableIndex: n.disk.durableLastIndex(),
+      engine: n.runtime.engineContainers(),
+    }
+  })
+}
+
+/**
+ * Voters of the latest committed configuration the cluster knows (that of the node that has
+ * applied the most), with what each holds on disk: without a leader, acknowledged writes are
+ * checked against these.
+ */
+function durableVoters(cluster: SimCluster): Array<{ id: string; durableIndex: number }> {
+  let freshest: SimNode | undefined
+  for (const n of cluster.nodes.values()) if (freshest === undefined || n.appliedIndex > freshest.appliedIndex) freshest = n
+  const voters = freshest?.confState.voters ?? []
+  return voters.map((id) => ({ id, durableIndex: cluster.nodes.get(id)?.disk.durableLastIndex() ?? 0 }))
 }
 
 /** Runs one seed of one scenario. */
@@ -250,23 +310,32 @@ export function runSeed(options: RunOptions): RunResult {
   let inconclusiveKeys = 0
   if (!stoppedEarly) {
     const leader = cluster.leader()
-    const recovered = leader === undefined ? 0 : leader.core.status().commit
-    if (leader !== undefined) violations.push(...checkAcknowledgedWrites(history.ops, recovered, endUs))
+    if (leader !== undefined) violations.push(...checkAcknowledgedWrites(history.ops, leader.core.status().commit, endUs))
+    else violations.push(...checkAcknowledgedWritesDurable(history.ops, durableVoters(cluster), endUs))
     violations.push(...checkNoPhantomReads(history.ops, endUs))
     violations.push(...checkReplicasAgree(cluster.aliveNodes().filter((n) => n.state === 'up').map((n) => ({ id: n.id, applied: n.appliedIndex, digest: n.store.digest() })), endUs))
     const lin = checkHistory(history.ops)
     inconclusiveKeys = lin.inconclusive.length
-    for (const v of lin.violations) {
-      violations.push({ checker: 'linearizability', atUs: endUs, message: `key ${v.key} has no linearization; the search could not place, earliest first: ${v.stuck.map((op) => `${op.client} ${describeOp(op)} via ${op.node} [${formatTime(op.invokeUs)}, ${formatTime(op.returnUs)}]`).join('; ')}` })
-    }
+    violations.push(...linearizabilityViolations(lin, endUs, options.allowInconclusive === true))
     violations.push(...checkLocks(history.holds, endUs))
     if (leader !== undefined) {
       const inConfig = members(cluster)
-      const hosts = cluster.ids().map((id) => ({ id, member: inConfig.includes(id), engine: cluster.node(id).runtime.engineContainers() }))
-      violations.push(...checkContainerRecords(hosts, leader.store.range(CONTAINERS_PREFIX).kvs, endUs))
+      const hosts = cluster.ids().map((id) => ({ id, member: inConfig.includes(id), engine: cluster.node(id).runtime.engineContainers(), downSinceUs: cluster.node(id).downSinceUs }))
+      const leaderNowMs = leader.nowMs()
+      const lost: LostRule = {
+        graceUs: settings.autopilot.deadGraceMs * 1000,
+        leaderUpSinceUs: leader.upSinceUs,
+        leaderUpForUs: leader.upForMs() * 1000,
+        leaderSinceUs: leader.leaderSinceUs ?? endUs,
+        leaderView: new Map(leader.memberStates().map((m) => [m.peerId, { state: m.state, forUs: (leaderNowMs - m.stateSinceMs) * 1000 }])),
+      }
+      violations.push(...checkContainerRecords(hosts, leader.store.range(CONTAINERS_PREFIX).kvs, endUs, lost))
+      // How often the departed-host rule had a say, so the scenario tests can tell it is not vacuous.
+      for (const h of hosts) if (!h.member && h.downSinceUs !== null && lostDue(h.id, h.downSinceUs, lost, endUs)) cluster.count('departed-hosts-judged')
     }
   }
   for (const v of violations) trace.note(v.atUs, 'check', `VIOLATION ${v.checker}: ${v.message}`)
+  mixEndState(trace.digest, endStates(cluster))
 
   const ops = history.ops
   return {

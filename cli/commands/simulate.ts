@@ -21,7 +21,7 @@ const RUNS_MAX = 10_000_000
 const SEED_MAX = 0xffff_ffff
 
 export const SIMULATE_USAGE = `Usage: shoal simulate --scenario NAME|all --seeds A..B [--nodes N] [--json]
-                      [--trace] [--workers N] [--inject FAULT]...
+                      [--trace] [--workers N] [--allow-inconclusive] [--inject FAULT]...
 
 Runs the real Raft core, StateStore and failure detector under simulated partitions,
 crashes and message faults, one run per seed, and checks Raft safety, durability,
@@ -30,9 +30,12 @@ linearizability, lock safety and liveness. The same seed always replays the same
   --scenario NAME   one of the scenarios below, or all
   --seeds A..B      seeds to run (inclusive), or a single seed N
   --nodes N         founding voters, ${NODES_MIN}-${NODES_MAX} (default 5)
-  --json            print {"scenario","nodes","runs","violations","failures","simulatedMs","wallMs","digest"}
+  --json            print {"scenario","nodes","runs","violations","failures","simulatedMs","wallMs","digest","inconclusive"}
   --trace           print each run's timeline (one seed only; to stderr with --json)
   --workers N       worker threads (default: one per core; 1 runs in this process)
+  --allow-inconclusive
+                    pass runs whose linearizability search hit its step bound on a key
+                    (by default such a run fails; either way it counts as inconclusive)
   --inject FAULT    test-only: run a deliberately broken variant, to see the checkers fail
 
 Scenarios:
@@ -49,7 +52,22 @@ const FLAGS = {
   trace: { type: 'boolean' },
   workers: { type: 'string' },
   inject: { type: 'string', multiple: true },
+  'allow-inconclusive': { type: 'boolean' },
 } as const
+
+/** What `shoal simulate` was asked to do. */
+export interface SimulateArgs {
+  readonly scenarioArg: string
+  readonly scenarios: readonly string[]
+  readonly from: number
+  readonly to: number
+  readonly nodes: number
+  readonly workers: number
+  readonly inject: readonly Injection[]
+  readonly json: boolean
+  readonly trace: boolean
+  readonly allowInconclusive: boolean
+}
 
 /** The inclusive seed range of `--seeds A..B` (or `N`). */
 export function parseSeeds(value: string | undefined): { from: number; to: number } {
@@ -117,7 +135,8 @@ function progressBar(total: number): { update(done: number, violations: number):
   }
 }
 
-export async function simulateCommand(argv: string[]): Promise<number> {
+/** Parses and validates `shoal simulate`'s arguments (UsageError on anything wrong). */
+export function parseSimulateArgs(argv: string[]): SimulateArgs {
   const p = parseCommandArgs('simulate', argv, FLAGS, { min: 0, max: 0 })
   const scenarioArg = stringFlag(p, 'scenario')
   if (scenarioArg === undefined) throw new UsageError(`shoal simulate: --scenario is required: one of ${SCENARIOS.map((s) => s.name).join(', ')}, or all`)
@@ -129,13 +148,19 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   const inject = parseInjections(listFlag(p, 'inject'))
   const json = boolFlag(p, 'json')
   const trace = boolFlag(p, 'trace')
+  const allowInconclusive = boolFlag(p, 'allow-inconclusive')
   const seedCount = to - from + 1
   if (seedCount * scenarios.length > RUNS_MAX) throw new UsageError(`shoal simulate: ${seedCount * scenarios.length} runs is more than ${RUNS_MAX}; narrow --seeds`)
   if (trace && seedCount !== 1) throw new UsageError(`shoal simulate: --trace replays one seed; use --seeds ${from}..${from}`)
+  return { scenarioArg, scenarios, from, to, nodes, workers, inject, json, trace, allowInconclusive }
+}
+
+export async function simulateCommand(argv: string[]): Promise<number> {
+  const { scenarioArg, scenarios, from, to, nodes, workers, inject, json, trace, allowInconclusive } = parseSimulateArgs(argv)
 
   const jobs: Job[] = []
   for (let seed = from; seed <= to; seed++) {
-    for (const scenario of scenarios) jobs.push({ index: jobs.length, scenario, nodes, seed, inject })
+    for (const scenario of scenarios) jobs.push({ index: jobs.length, scenario, nodes, seed, inject, allowInconclusive })
   }
 
   const started = performance.now()
@@ -144,7 +169,7 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     const out = json ? process.stderr : process.stdout
     results = jobs.map((job) => {
       const t = performance.now()
-      const r = runSeed({ scenario: job.scenario, nodes: job.nodes, seed: job.seed, inject: job.inject, trace: true })
+      const r = runSeed({ scenario: job.scenario, nodes: job.nodes, seed: job.seed, inject: job.inject, allowInconclusive: job.allowInconclusive, trace: true })
       out.write(`${r.traceLines.join('\n')}\n\n`)
       return { index: job.index, scenario: r.scenario, seed: r.seed, digest: r.digest, simulatedUs: r.simulatedUs, wallMs: performance.now() - t, violations: r.violations, stats: r.stats }
     })
@@ -163,6 +188,8 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   results.sort((a, b) => a.index - b.index)
 
   const failures = results.filter((r) => r.violations.length > 0)
+  const undecided = (r: JobResult): boolean => r.stats.inconclusiveKeys > 0
+  const inconclusive = results.filter(undecided).length
   const simulatedMs = results.reduce((sum, r) => sum + r.simulatedUs / 1000, 0)
   const digest = combineDigests(results.map((r) => r.digest))
   if (json) {
@@ -173,32 +200,43 @@ export async function simulateCommand(argv: string[]): Promise<number> {
       violations: failures.length,
       failures: failures.map((r) => ({
         seed: r.seed,
-        replay: replayCommand(r.scenario, nodes, r.seed, inject),
+        replay: replayCommand(r.scenario, nodes, r.seed, inject, allowInconclusive),
         scenario: r.scenario,
         violations: r.violations.map((v) => ({ checker: v.checker, atMs: Math.round(v.atUs / 1000), message: v.message })),
       })),
       simulatedMs: Math.round(simulatedMs),
       wallMs: Math.round(wallMs),
       digest,
+      inconclusive,
     })}\n`)
     return failures.length > 0 ? 1 : 0
   }
 
+  // The inconclusive column appears only when some run had an undecided key, so the usual table keeps its shape.
+  const showInconclusive = inconclusive > 0
   const rows = scenarios.map((name) => {
     const mine = results.filter((r) => r.scenario === name)
     const sim = mine.reduce((sum, r) => sum + r.simulatedUs / 1000, 0)
     const cpu = mine.reduce((sum, r) => sum + r.wallMs, 0)
-    return [name, String(mine.length), String(mine.filter((r) => r.violations.length > 0).length), duration(sim), duration(cpu), speedUp(sim, cpu)]
+    const row = [name, String(mine.length), String(mine.filter((r) => r.violations.length > 0).length), duration(sim), duration(cpu), speedUp(sim, cpu)]
+    return showInconclusive ? [...row, String(mine.filter(undecided).length)] : row
   })
-  if (scenarios.length > 1) rows.push(['total', String(results.length), String(failures.length), duration(simulatedMs), duration(wallMs), speedUp(simulatedMs, wallMs)])
-  process.stdout.write(formatTable(['scenario', 'runs', 'violations', 'simulated', 'wall', 'speed-up'], rows))
+  if (scenarios.length > 1) {
+    const total = ['total', String(results.length), String(failures.length), duration(simulatedMs), duration(wallMs), speedUp(simulatedMs, wallMs)]
+    rows.push(showInconclusive ? [...total, String(inconclusive)] : total)
+  }
+  const headers = ['scenario', 'runs', 'violations', 'simulated', 'wall', 'speed-up']
+  process.stdout.write(formatTable(showInconclusive ? [...headers, 'inconclusive'] : headers, rows))
   const threads = trace ? 1 : Math.min(workers, jobs.length)
   process.stdout.write(`${nodes} nodes, seeds ${from}..${to}, ${threads} worker${threads === 1 ? '' : 's'}, ${duration(wallMs)} wall (${speedUp(simulatedMs, wallMs)} simulated/wall); digest ${digest}\n`)
+  if (showInconclusive) {
+    process.stdout.write(`${inconclusive} run${inconclusive === 1 ? '' : 's'} left a key's linearizability undecided (the search hit its step bound)${allowInconclusive ? '; passed by --allow-inconclusive' : '; they fail unless --allow-inconclusive is given'}\n`)
+  }
   if (failures.length > 0) {
     process.stdout.write(`\n${failures.length} run${failures.length === 1 ? '' : 's'} with violations; replay each with the command below it:\n`)
     for (const r of failures) {
       for (const v of r.violations) process.stdout.write(`  seed ${r.seed} ${r.scenario}: ${v.checker}: ${v.message}\n`)
-      process.stdout.write(`    ${replayCommand(r.scenario, nodes, r.seed, inject)}\n`)
+      process.stdout.write(`    ${replayCommand(r.scenario, nodes, r.seed, inject, allowInconclusive)}\n`)
     }
   }
   return failures.length > 0 ? 1 : 0

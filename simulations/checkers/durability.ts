@@ -3,7 +3,10 @@
 //   acknowledged-write-lost  every write a client heard `ok` for was applied at
 //                            some index; once the cluster has recovered, its
 //                            log must reach that index (a different entry
-//                            there is caught online as state-machine safety)
+//                            there is caught online as state-machine safety);
+//                            a run that ends without a leader is held to what
+//                            keeps the write alive through the next election:
+//                            a majority of the voters hold it on disk
 //   phantom-read             every value a read returned was written by an
 //                            operation invoked before the read returned, and
 //                            not one that certainly failed
@@ -27,6 +30,43 @@ export function checkAcknowledgedWrites(ops: readonly KvOp[], recoveredIndex: nu
         message: `${op.client} was told ${describeOp(op)} succeeded (applied at index ${op.index} on ${op.node} at ${formatTime(op.returnUs)}), but the recovered cluster's log ends at ${recoveredIndex}`,
       })
     }
+  }
+  return out
+}
+
+/** One voter's disk at the end of a run. */
+export interface DurableReplica {
+  readonly id: string
+  /** The last log index a restart of it would find (log or snapshot), synced records only. */
+  readonly durableIndex: number
+}
+
+/**
+ * Acknowledged writes not durable on a majority of `voters` (the latest committed
+ * configuration), for a run that ends without a leader, where no commit index can be trusted.
+ *
+ * Why a majority of disks: a write is acknowledged once committed, i.e. fsynced by a majority,
+ * and committed entries are never truncated; the next leader needs the votes of a majority,
+ * and a voter refuses a candidate whose log is behind its own, so the write survives every
+ * election exactly as long as some majority holds it. Fewer than that and an election can
+ * elect a leader without it: the write is lost even if no leader exists yet to overwrite it.
+ * A node's memory does not count (a power loss takes it), nor does a non-voter's disk. Like
+ * the leader path, this compares indexes only: a different entry at the index is a
+ * state-machine-safety breach, caught online once it is applied.
+ */
+export function checkAcknowledgedWritesDurable(ops: readonly KvOp[], voters: readonly DurableReplica[], atUs: number): Violation[] {
+  const majority = Math.floor(voters.length / 2) + 1
+  const out: Violation[] = []
+  for (const op of ops) {
+    if (op.kind === 'get' || op.kind === 'cget' || op.outcome !== 'ok' || op.index === null) continue
+    const index = op.index
+    const holders = voters.filter((v) => v.durableIndex >= index)
+    if (holders.length >= majority) continue
+    out.push({
+      checker: 'acknowledged-write-lost',
+      atUs,
+      message: `${op.client} was told ${describeOp(op)} succeeded (applied at index ${index} on ${op.node} at ${formatTime(op.returnUs)}), but the run ended without a leader and only ${holders.length} of the ${voters.length} voters (${voters.map((v) => `${v.id}: ${v.durableIndex}`).join(', ')}) hold index ${index} on disk, fewer than the majority of ${majority} the next election needs`,
+    })
   }
   return out
 }

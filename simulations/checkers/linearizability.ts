@@ -17,7 +17,9 @@
 // consistent reads ('cget') are held to linearizability (phantom-read checks
 // every read).
 
-import type { KvOp } from '../history.ts'
+import { describeOp, type KvOp } from '../history.ts'
+import { formatTime } from '../trace.ts'
+import type { Violation } from './violation.ts'
 
 /** Register state: the key's value, or null when absent. */
 type State = string | null
@@ -133,8 +135,16 @@ export function checkKey(all: readonly KvOp[], maxSteps: number = SEARCH_STEPS_M
   return { kind: 'ok' }
 }
 
+/** What checkHistory found, per key. */
+export interface HistoryVerdict {
+  /** Keys with no linearization, with the operations the search could not place. */
+  readonly violations: Array<{ key: string; stuck: readonly KvOp[] }>
+  /** Keys whose search hit its step bound: neither proved nor refuted. */
+  readonly inconclusive: string[]
+}
+
 /** Checks every key of a history; returns the keys that are not linearizable and those left undecided. */
-export function checkHistory(ops: readonly KvOp[], maxSteps: number = SEARCH_STEPS_MAX): { violations: Array<{ key: string; stuck: readonly KvOp[] }>; inconclusive: string[] } {
+export function checkHistory(ops: readonly KvOp[], maxSteps: number = SEARCH_STEPS_MAX): HistoryVerdict {
   const byKey = new Map<string, KvOp[]>()
   for (const op of ops) {
     let list = byKey.get(op.key)
@@ -152,6 +162,28 @@ export function checkHistory(ops: readonly KvOp[], maxSteps: number = SEARCH_STE
     else if (verdict.kind === 'inconclusive') inconclusive.push(key)
   }
   return { violations, inconclusive }
+}
+
+/**
+ * The run's verdict from checkHistory's: every key without a linearization is a violation, and
+ * so is every key the search could not decide within its bound, unless `allowInconclusive`: an
+ * undecided key proves nothing, and a run that passed on it would pass off a guess as a check.
+ */
+export function linearizabilityViolations(verdict: HistoryVerdict, atUs: number, allowInconclusive: boolean, maxSteps: number = SEARCH_STEPS_MAX): Violation[] {
+  const out: Violation[] = verdict.violations.map((v) => ({
+    checker: 'linearizability',
+    atUs,
+    message: `key ${v.key} has no linearization; the search could not place, earliest first: ${v.stuck.map((op) => `${op.client} ${describeOp(op)} via ${op.node} [${formatTime(op.invokeUs)}, ${formatTime(op.returnUs)}]`).join('; ')}`,
+  }))
+  if (allowInconclusive) return out
+  for (const key of verdict.inconclusive) {
+    out.push({
+      checker: 'linearizability',
+      atUs,
+      message: `key ${key} is undecided: the linearizability search hit its bound of ${maxSteps} steps before proving or refuting the history; rerun with --allow-inconclusive to accept undecided keys (they are still counted as inconclusive)`,
+    })
+  }
+  return out
 }
 
 /** Completed operations outside the longest linearizable prefix found, earliest first: where the history breaks. */

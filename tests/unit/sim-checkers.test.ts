@@ -2,11 +2,11 @@
 // correct and rejects what is not (a checker that cannot fail proves nothing).
 
 import { describe, expect, it } from 'vitest'
-import { checkHistory, checkKey } from '../../simulations/checkers/linearizability.ts'
-import { checkAcknowledgedWrites, checkNoPhantomReads, checkReplicasAgree } from '../../simulations/checkers/durability.ts'
+import { checkHistory, checkKey, linearizabilityViolations } from '../../simulations/checkers/linearizability.ts'
+import { checkAcknowledgedWrites, checkAcknowledgedWritesDurable, checkNoPhantomReads, checkReplicasAgree } from '../../simulations/checkers/durability.ts'
 import { checkLocks } from '../../simulations/checkers/locks.ts'
 import { checkLiveness } from '../../simulations/checkers/liveness.ts'
-import { checkContainerRecords } from '../../simulations/checkers/containers.ts'
+import { checkContainerRecords, LOST_MARKING_SLACK_US, MARK_ROUND_SLACK_US, NEW_LEADER_MARKING_US } from '../../simulations/checkers/containers.ts'
 import { MemoryRuntime } from '../../runtime/memory-runtime.ts'
 import { StateStore, containerKey, encodeRecord, type Container, type KeyValue } from '../../storage/statestore/index.ts'
 import type { KvKind, KvOp, LockHold, Outcome } from '../../simulations/history.ts'
@@ -108,6 +108,22 @@ describe('linearizability (per key, Wing–Gong / Porcupine search)', () => {
     expect(checkKey([...many, read('v3', 100, 101), read('zz', 200, 201)], 50).kind).toBe('inconclusive')
   })
 
+  it('an undecided key fails the run unless inconclusive keys are allowed', () => {
+    const many = Array.from({ length: 16 }, (_, i) => put(`v${i}`, i, Infinity))
+    const verdict = checkHistory([...many, read('v3', 100, 101), read('zz', 200, 201)], 50)
+    expect(verdict).toEqual({ violations: [], inconclusive: ['k'] })
+    // Before, the run only counted it: no violation, so the run passed on a guess.
+    const failing = linearizabilityViolations(verdict, 7, false, 50)
+    expect(failing).toHaveLength(1)
+    expect(failing[0]).toMatchObject({ checker: 'linearizability', atUs: 7 })
+    expect(failing[0]?.message).toMatch(/key k is undecided: the linearizability search hit its bound of 50 steps/)
+    expect(failing[0]?.message).toMatch(/--allow-inconclusive/)
+    expect(linearizabilityViolations(verdict, 7, true, 50)).toEqual([])
+    // A real violation fails either way.
+    const broken = checkHistory([put('a', 0, 1), read('b', 2, 3)])
+    expect(linearizabilityViolations(broken, 0, true).map((v) => v.message)).toEqual([expect.stringMatching(/key k has no linearization/)])
+  })
+
   it('handles a long concurrent history quickly (memoised)', () => {
     const ops: KvOp[] = []
     for (let i = 0; i < 300; i++) {
@@ -126,6 +142,20 @@ describe('durability and reads', () => {
     expect(checkAcknowledgedWrites([w], 40, 0)).toEqual([])
     expect(checkAcknowledgedWrites([w], 39, 0).map((v) => v.checker)).toEqual(['acknowledged-write-lost'])
     expect(checkAcknowledgedWrites([{ ...w, outcome: 'unknown' }], 10, 0)).toEqual([])
+  })
+
+  it('without a leader, an acknowledged write must be on a majority of the voters\' disks', () => {
+    const w = { ...put('a', 0, 1), index: 40 }
+    const disks = (...indexes: number[]) => indexes.map((durableIndex, i) => ({ id: `n${i + 1}`, durableIndex }))
+    expect(checkAcknowledgedWritesDurable([w], disks(40, 41, 12), 0)).toEqual([])
+    expect(checkAcknowledgedWritesDurable([w], disks(40, 41, 39, 39, 45), 0)).toEqual([])
+    // Before, a run without a leader at the end skipped the check: these passed.
+    const v = checkAcknowledgedWritesDurable([w], disks(40, 39, 12), 5)
+    expect(v.map((x) => x.checker)).toEqual(['acknowledged-write-lost'])
+    expect(v[0]?.message).toMatch(/only 1 of the 3 voters \(n1: 40, n2: 39, n3: 12\) hold index 40 on disk, fewer than the majority of 2/)
+    expect(checkAcknowledgedWritesDurable([w], disks(40, 40, 39, 39), 0)).toHaveLength(1)
+    // Only acknowledged writes count.
+    expect(checkAcknowledgedWritesDurable([{ ...w, outcome: 'unknown' }, { ...read('a', 2, 3), index: 50 }], disks(1, 1, 1), 0)).toEqual([])
   })
 
   it('a read returning a value never written, written later, or refused, is a phantom', () => {
@@ -242,6 +272,45 @@ describe('container records', () => {
 
   it('does not hold a host whose peer is gone to its engine', () => {
     expect(checkContainerRecords(hosts(false), stored([web]), 0)).toEqual([])
+  })
+
+  it('a host down past the grace must have no record that is not lost', () => {
+    const grace = 3_000_000
+    const downAt = 10_000_000
+    const due = downAt + grace + LOST_MARKING_SLACK_US
+    const departed = [{ id: 'n1', member: false, engine: rt.engineContainers(), downSinceUs: downAt }]
+    // By the simulator's truth alone (the leader's detector still thinks n1 alive).
+    const rule = { graceUs: grace, leaderUpSinceUs: 0, leaderUpForUs: due, leaderSinceUs: 0, leaderView: new Map([['n1', { state: 'alive', forUs: due }]]) }
+    const lostWeb = { ...web, state: 'lost' as const }
+    const lostDb = { ...db, state: 'lost' as const }
+    expect(checkContainerRecords(departed, stored([lostWeb, lostDb]), due, rule)).toEqual([])
+    expect(checkContainerRecords(departed, stored([]), due, rule)).toEqual([])
+    // Before, a non-member was not looked at: records left running passed.
+    const v = checkContainerRecords(departed, stored([lostWeb, db]), due, rule)
+    expect(v).toHaveLength(1)
+    expect(v[0]).toMatchObject({ checker: 'container-records' })
+    expect(v[0]?.message).toMatch(/host n1 has been down since 10\.000s and the leader's 3\.000s grace for it has run out, yet its records still show db \(running\) instead of lost or removed/)
+    // Within the grace (plus the slack to notice), or with a leader too young to mark, records may still stand.
+    expect(checkContainerRecords(departed, stored([web, db]), due - 1, rule)).toEqual([])
+    expect(checkContainerRecords(departed, stored([web, db]), due, { ...rule, leaderUpSinceUs: downAt + 1 })).toEqual([])
+    expect(checkContainerRecords(departed, stored([web, db]), due, { ...rule, leaderSinceUs: due - 1 })).toEqual([])
+    expect(checkContainerRecords(departed, stored([web, db]), due + NEW_LEADER_MARKING_US, { ...rule, leaderSinceUs: due })).toHaveLength(1)
+    // A host whose peer runs but is no member is not judged (its HostSync may still write).
+    expect(checkContainerRecords([{ id: 'n1', member: false, engine: [], downSinceUs: null }], stored([web]), due, rule)).toEqual([])
+  })
+
+  it("by the leader's own view: seen dead, left or unknown for the grace, by a leader up that long", () => {
+    const grace = 3_000_000
+    const departed = [{ id: 'n1', member: false, engine: rt.engineContainers(), downSinceUs: 10_000_000 }]
+    const at = 14_000_000
+    const enough = grace + MARK_ROUND_SLACK_US
+    const view = (state: string, forUs: number) => ({ graceUs: grace, leaderUpSinceUs: 0, leaderUpForUs: at, leaderSinceUs: 0, leaderView: new Map([['n1', { state, forUs }]]) })
+    expect(checkContainerRecords(departed, stored([web]), at, view('dead', enough))).toHaveLength(1)
+    expect(checkContainerRecords(departed, stored([web]), at, view('left', enough))).toHaveLength(1)
+    expect(checkContainerRecords(departed, stored([web]), at, { ...view('left', 0), leaderView: new Map() })).toHaveLength(1)
+    expect(checkContainerRecords(departed, stored([web]), at, view('dead', enough - 1))).toEqual([])
+    expect(checkContainerRecords(departed, stored([web]), at, view('suspect', enough))).toEqual([])
+    expect(checkContainerRecords(departed, stored([web]), at, { ...view('dead', enough), leaderUpForUs: enough - 1 })).toEqual([])
   })
 
   it('reports a record stored under another host', () => {

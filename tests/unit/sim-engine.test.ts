@@ -10,6 +10,8 @@ import { createRng, stream, type Rng } from '../../simulations/random.ts'
 import { Scheduler, SchedulerBoundError } from '../../simulations/scheduler.ts'
 import { Digest, Trace, combineDigests } from '../../simulations/trace.ts'
 import { ContainerSync, type ContainerSyncDriver } from '../../simulations/containers.ts'
+import { mixEndState, runSeed, type NodeEndState } from '../../simulations/run.ts'
+import type { Envelope } from '../../simulations/envelope.ts'
 import { MemoryRuntime } from '../../runtime/memory-runtime.ts'
 import { StateStore, containerKey, encodeRecord, parseContainer } from '../../storage/statestore/index.ts'
 
@@ -225,6 +227,26 @@ describe("disk (the real log's contract)", () => {
     expect(disk.recover().initialState().hardState.commit).toBe(2)
   })
 
+  it('the durable last index counts synced records only (what a power loss would leave)', () => {
+    const disk = SimDisk.founding(CONF, new Uint8Array())
+    expect(disk.durableLastIndex()).toBe(1)
+    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)], snapshot: undefined }, true)
+    expect(disk.durableLastIndex()).toBe(1)
+    disk.sync()
+    expect(disk.durableLastIndex()).toBe(3)
+    // Written without a sync (as the ack-before-fsync variant does): not durable yet.
+    disk.write({ hardState: undefined, entries: [entry(4, 2)], snapshot: undefined }, false)
+    expect(disk.storage.lastIndex()).toBe(4)
+    expect(disk.durableLastIndex()).toBe(3)
+    const snap = { metadata: { index: 9, term: 3, confState: CONF }, data: new Uint8Array([9]) }
+    disk.write({ hardState: { term: 3, vote: null, commit: 9 }, entries: [], snapshot: snap }, true)
+    disk.sync()
+    expect(disk.durableLastIndex()).toBe(9)
+    // Reading it changes nothing: a crash and recovery still see the same disk.
+    disk.crash(scripted([0]), SSD_PROFILE)
+    expect(disk.recover().lastIndex()).toBe(9)
+  })
+
   it("a leader's snapshot replaces the log, even when its marker record is lost", () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
     disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)], snapshot: undefined }, true)
@@ -277,6 +299,58 @@ describe('trace digest', () => {
     const d = new Digest()
     d.number(2 ** 40 + 5)
     expect(d.hex()).toMatch(/^[0-9a-f]{16}$/)
+  })
+
+  /** An append carrying one entry whose payload is `data`. */
+  const app = (data: number[]): Envelope => ({ kind: 'raft', message: { type: 'app', from: 'n1', to: 'n2', term: 3, prevIndex: 4, prevTerm: 3, commit: 4, entries: [{ index: 5, term: 3, type: 'normal', data: new Uint8Array(data) }] } })
+  const digestOf = (fn: (t: Trace) => void): string => {
+    const t = new Trace(false)
+    fn(t)
+    return t.digest.hex()
+  }
+
+  it("covers every message's payload, not only its headers", () => {
+    const a = digestOf((t) => t.message(20, 1, 2, 1, 0, app([1, 2, 3, 4, 5])))
+    expect(digestOf((t) => t.message(20, 1, 2, 1, 0, app([1, 2, 3, 4, 5])))).toBe(a)
+    // One byte of one entry differs: the headers the digest used to cover (time, from, to, type, term) are equal.
+    expect(digestOf((t) => t.mix(20, 1, 2, 1, 3))).toBe(digestOf((t) => t.mix(20, 1, 2, 1, 3)))
+    expect(digestOf((t) => t.message(20, 1, 2, 1, 0, app([1, 2, 3, 4, 6])))).not.toBe(a)
+    expect(digestOf((t) => t.message(20, 1, 2, 1, 0, app([1, 2, 3, 4])))).not.toBe(a)
+    // Lost messages count, with why they were lost.
+    expect(digestOf((t) => t.message(20, 1, 2, 1, 1, app([1])))).not.toBe(digestOf((t) => t.message(20, 1, 2, 1, 2, app([1]))))
+    // Gossip too: a different update piggybacked.
+    const swim = (state: 'alive' | 'dead'): Envelope => ({ kind: 'swim', message: { type: 'ack', seq: 9, updates: [{ peerId: 'n3', incarnation: 1, state, meta: '{}' }] } })
+    expect(digestOf((t) => t.message(20, 1, 2, 35, 0, swim('alive')))).not.toBe(digestOf((t) => t.message(20, 1, 2, 35, 0, swim('dead'))))
+  })
+
+  it('tells values of different shapes apart', () => {
+    const values: unknown[] = [undefined, null, true, false, 0, 1, -1, 0.5, Number.NaN, '', '1', [], [0], {}, { a: 0 }, { b: 0 }, new Uint8Array(), new Uint8Array([0]), 2n, new Map([[1, 2]])]
+    const hexes = values.map((v) => {
+      const d = new Digest()
+      d.value(v)
+      return d.hex()
+    })
+    expect(new Set(hexes).size).toBe(values.length)
+  })
+
+  it("mixes in where every node ended: replicas, disks, engines", () => {
+    const node: NodeEndState = { id: 'n1', state: 'up', term: 4, commit: 90, applied: 90, store: 'abc', durableIndex: 90, engine: [] }
+    const end = (nodes: NodeEndState[]): string => {
+      const d = new Digest()
+      mixEndState(d, nodes)
+      return d.hex()
+    }
+    expect(end([node])).toBe(end([{ ...node }]))
+    expect(end([{ ...node, applied: 89 }])).not.toBe(end([node]))
+    expect(end([{ ...node, store: 'abd' }])).not.toBe(end([node]))
+    expect(end([{ ...node, durableIndex: 91 }])).not.toBe(end([node]))
+    expect(end([{ ...node, state: 'stopped', term: null, commit: null, applied: null, store: null }])).not.toBe(end([node]))
+  })
+
+  it('a seed replays to the same digest; another seed does not', () => {
+    const a = runSeed({ scenario: 'leader-partition', nodes: 3, seed: 11 })
+    expect(runSeed({ scenario: 'leader-partition', nodes: 3, seed: 11 }).digest).toBe(a.digest)
+    expect(runSeed({ scenario: 'leader-partition', nodes: 3, seed: 12 }).digest).not.toBe(a.digest)
   })
 })
 

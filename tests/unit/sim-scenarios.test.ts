@@ -68,6 +68,8 @@ describe('scenarios against the real cores', () => {
     expect(sum(results, 'container-remove')).toBeGreaterThan(results.length * 2)
     expect(sum(results, 'engine-down')).toBeGreaterThan(results.length / 2)
     expect(sum(members, 'containers-marked-lost')).toBeGreaterThan(members.length / 4)
+    // ... and the checker held a departed host's records to that (lost or removed) in a fair share of runs.
+    expect(sum(members, 'departed-hosts-judged')).toBeGreaterThan(members.length / 5)
     // The workload ran everywhere: writes acknowledged, locks held.
     // (A run whose faults leave no quorum most of the time may ack only a few.)
     for (const r of results) expect(r.stats.acked).toBeGreaterThan(0)
