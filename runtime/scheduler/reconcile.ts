@@ -167,9 +167,27 @@ function newInstance(ctx: Ctx, t: Task, host: string, reason: string, keepPrevio
   }
 }
 
+/**
+ * A slot without a task starts past every generation its containers still carry anywhere: a
+ * service removed and created again under the same name would otherwise name its first
+ * instances as the old ones (`web.1.1`), and a host still stopping an old container would
+ * adopt it as the new task's (found by the simulator: service-scale-lossy, 3 nodes, seed 7).
+ */
+function freshGeneration(ctx: Ctx, slot: string): number {
+  const prefix = `${ctx.spec.name}.${slot}.`
+  let max = 0
+  for (const c of ctx.containers) {
+    const label = c.labels[TASK_LABEL]
+    if (label === undefined || !label.startsWith(prefix)) continue
+    const generation = Number(label.slice(prefix.length))
+    if (Number.isSafeInteger(generation) && generation > max) max = generation
+  }
+  return max + 1
+}
+
 function freshTask(ctx: Ctx, slot: string, host: string, reason: string): Task {
   return {
-    service: ctx.spec.name, slot, generation: 1, host, specVersion: ctx.spec.version, desired: 'running',
+    service: ctx.spec.name, slot, generation: freshGeneration(ctx, slot), host, specVersion: ctx.spec.version, desired: 'running',
     previous: null, observed: null, reason, createdAtMs: ctx.nowMs, updatedAtMs: ctx.nowMs, instance: ctx.instance,
   }
 }

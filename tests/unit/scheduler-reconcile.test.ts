@@ -140,6 +140,13 @@ describe('reconcile: self-healing', () => {
     expect(m?.kind === 'migrate' && m.task.generation).toBe(5)
     expect(m?.kind === 'migrate' && m.task.observed).toBeNull()
   })
+  it('a service created again under the same name starts past the generations its old containers still carry', () => {
+    // web was removed; its hosts still stop web.1.3 and web.2.1. The new web must not be named as
+    // them, or a host would adopt the old container (old image) as the new instance.
+    const old = [{ ...container('c1', 'a', 'running'), labels: { 'shoal.service': 'web', 'shoal.task': 'web.1.3' } }, { ...container('c2', 'b', 'exited'), labels: { 'shoal.service': 'web', 'shoal.task': 'web.2.1' } }]
+    const placed = run({ services: [service({ name: 'web', replicas: 3 })], hosts: abc, containers: old }).flatMap((c) => (c.kind === 'place' ? [`${c.task.slot}.${c.task.generation}`] : []))
+    expect(placed).toEqual(['1.4', '2.2', '3.1'])
+  })
 })
 
 describe('reconcile: scale and global mode', () => {
