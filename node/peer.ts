@@ -33,12 +33,12 @@ import { EventLoopMonitor, type EventLoopView } from './event-loop-monitor.ts'
 import { WatchHub } from './watch-hub.ts'
 import { Sessions } from './sessions.ts'
 import { isValidLockName, type Fence } from '../storage/statestore/index.ts'
-import { autopilotDecide, DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
+import { DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
+import { LeaderDuties } from '../runtime/leader-duties.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
 import { DnsService, type DnsView } from './dns-service.ts'
 import { listContainers, listHosts } from './container-views.ts'
-import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
 import { CONTAINERS_PREFIX, RECORD_MAX_ITEMS, parseContainer, type WatchEvent } from '../storage/statestore/index.ts'
 import { SchedulerLoop } from './scheduler-loop.ts'
 import { TaskAgentDriver } from './task-agent.ts'
@@ -152,7 +152,7 @@ export class Peer {
   private watches: WatchHub | null = null
   private sessions: Sessions | null = null
   private autopilot: ReturnType<typeof setInterval> | null = null
-  private lostMarking = false
+  private duties: LeaderDuties | null = null
   private hostSync: HostSync | null = null
   private scheduler: SchedulerLoop | null = null
   private taskAgent: TaskAgentDriver | null = null
@@ -291,6 +291,37 @@ export class Peer {
       log: log.child('sessions'),
     })
     await this.sessions.start()
+    const membership = this.membership
+    this.duties = new LeaderDuties({
+      selfId: this.peerId,
+      // Member times are wall-clock less the monotonic time elapsed (Membership.members()): durations survive a clock step.
+      nowMs: () => Date.now(),
+      // performance.now() counts from this process's start, on the monotonic clock.
+      upForMs: () => performance.now(),
+      raftStatus: () => (raft.running ? raft.status() : null),
+      members: () => membership?.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) })) ?? [],
+      containers: () => machine.store.range(CONTAINERS_PREFIX).kvs,
+      autopilot: { ...DEFAULT_AUTOPILOT, targetVoters: this.config.voters, deadGraceMs: this.config.deadGraceMs },
+      propose: (change) => {
+        raft.changeMembership(change).then(
+          () => this.log.info(`autopilot: proposed ${change.type} ${change.nodeId}`),
+          (err: unknown) => this.log.debug(`autopilot: ${change.type} ${change.nodeId} not proposed: ${err instanceof Error ? err.message : String(err)}`),
+        )
+      },
+      write: (txn, done) => {
+        const kv = this.kv
+        if (kv === null) return done(false)
+        kv.write(txn, true).then(
+          // A txn its guard refused (the record changed meanwhile) is settled too: the next run decides afresh.
+          () => done(true),
+          (err: unknown) => {
+            this.log.debug(`marking containers lost: ${err instanceof Error ? err.message : String(err)}`)
+            done(false)
+          },
+        )
+      },
+      marking: (count) => this.log.info(`marking ${count} container(s) of dead hosts lost`),
+    })
     this.autopilot = setInterval(() => this.runAutopilot(), AUTOPILOT_INTERVAL_MS)
     this.services = new ServiceApi(this.kv, machine)
     this.scheduler = new SchedulerLoop({
@@ -419,6 +450,7 @@ export class Peer {
     for (const u of this.unwatchServiceEvents) u()
     this.unwatchServiceEvents = []
     if (this.autopilot !== null) clearInterval(this.autopilot)
+    this.duties?.stop()
     this.autopilot = null
     await step('DNS', () => this.dns?.stop())
     await step('the link forwarder', () => this.linkDataplane?.stop())
@@ -560,56 +592,10 @@ export class Peer {
     this.knownPeersTimer.unref()
   }
 
-  /** On the leader: one membership change at a time toward what autopilot wants. */
+  /** On the leader: autopilot's next membership change and the lost-marking (runtime/leader-duties.ts). */
   private runAutopilot(): void {
-    const raft = this.raft
-    const membership = this.membership
-    if (raft === null || membership === null || !raft.running) return
-    const st = raft.status()
-    if (st.role !== 'leader' || st.progress === undefined) return
-    const match: Record<string, number> = {}
-    for (const [id, p] of Object.entries(st.progress)) match[id] = p.match
-    const change = autopilotDecide({
-      selfId: this.peerId,
-      nowMs: Date.now(),
-      voters: st.voters,
-      learners: st.learners,
-      lastIndex: st.lastIndex,
-      match,
-      members: membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: Date.parse(m.stateSince) })),
-    }, { ...DEFAULT_AUTOPILOT, targetVoters: this.config.voters, deadGraceMs: this.config.deadGraceMs })
-    this.markLostContainers()
-    if (change === null) return
-    raft.changeMembership(change).then(
-      () => this.log.info(`autopilot: proposed ${change.type} ${change.nodeId}`),
-      (err: unknown) => this.log.debug(`autopilot: ${change.type} ${change.nodeId} not proposed: ${err instanceof Error ? err.message : String(err)}`),
-    )
-  }
-
-  /**
-   * On the leader: containers of hosts dead (or gone) past the grace period become `lost`.
-   * Only after this peer has itself been up for a grace period, so that a freshly started
-   * leader does not take hosts it has not heard from yet for gone ones.
-   */
-  private markLostContainers(): void {
-    const kv = this.kv
-    const machine = this.machine
-    const membership = this.membership
-    if (kv === null || machine === null || membership === null || this.lostMarking) return
-    // performance.now() counts from this process's start, on the monotonic clock.
-    if (performance.now() < this.config.deadGraceMs) return
-    // Member times are wall-clock less the monotonic time elapsed (Membership.members()).
-    const now = Date.now()
-    const hosts = new Map<string, HostLiveness>(membership.members().map((m) => [m.peerId, { state: m.state, sinceMs: Date.parse(m.stateSince) }]))
-    const txns = lostContainerTxns(now, this.config.deadGraceMs, hosts, machine.store.range(CONTAINERS_PREFIX).kvs)
-    if (txns.length === 0) return
-    this.lostMarking = true
-    void (async () => {
-      for (const txn of txns) await kv.write(txn, true)
-      this.log.info(`marked ${txns.length} container(s) of dead hosts lost`)
-    })().catch((err: unknown) => this.log.debug(`marking containers lost: ${err instanceof Error ? err.message : String(err)}`)).finally(() => {
-      this.lostMarking = false
-    })
+    if (this.raft === null || !this.raft.running) return
+    this.duties?.run()
   }
 
   private serviceApi(): ServiceApi {

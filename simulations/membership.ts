@@ -1,11 +1,9 @@
 // One node's membership: the pure SWIM failure detector driven as
 // protocols/gossip/membership.ts drives it (tick every 50 ms, every output
-// drained at once, unreachable peers reported back), and the leader's
-// autopilot decision made from its view, as node/peer.ts does every second.
+// drained at once, unreachable peers reported back). The leader's autopilot
+// reads its view through runtime/leader-duties.ts, as node/peer.ts does.
 
 import { FailureDetector, type Member, type Ready, type SwimMessage } from '../protocols/gossip/failure-detector.ts'
-import { autopilotDecide, type AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import type { ConfChange, RaftStatus } from '../protocols/raft/index.ts'
 
 /** How often the leader reconsiders the Raft membership (peer.ts AUTOPILOT_INTERVAL_MS). */
 export const AUTOPILOT_INTERVAL_MS = 1000
@@ -55,22 +53,4 @@ export class NodeMembership {
     this.fd.assertInvariants()
   }
 
-  /** The next membership change autopilot wants, on the leader (peer.ts runAutopilot). */
-  autopilot(selfId: string, status: RaftStatus, nowMs: number, config: AutopilotConfig): ConfChange | null {
-    if (status.role !== 'leader' || status.progress === undefined) return null
-    const match: Record<string, number> = {}
-    for (const [id, p] of Object.entries(status.progress)) match[id] = p.match
-    return autopilotDecide(
-      {
-        selfId,
-        nowMs,
-        voters: status.voters,
-        learners: status.learners,
-        lastIndex: status.lastIndex,
-        match,
-        members: this.fd.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: m.stateSinceMs })),
-      },
-      config,
-    )
-  }
 }

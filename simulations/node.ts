@@ -32,7 +32,7 @@ import {
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
 import { StateStore, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
-import { lostContainerTxns, type HostLiveness } from '../runtime/container-reconcile.ts'
+import { LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
 import { SimEngine } from './engine.ts'
@@ -249,7 +249,7 @@ export class SimNode {
   private containers: ContainerSync | null = null
   /** When this life began (peer.ts startedAt): lost-marking waits a grace period after it. */
   private bootMs = 0
-  private lostMarking = false
+  private duties!: LeaderDuties
   /** Set when an applied entry wrote under this host's container records. */
   private ownRecordsTouched = false
   /** This host's engine as the task agent drives it (services scenarios only). */
@@ -549,19 +549,15 @@ export class SimNode {
     }
     if (now - this.lastAutopilotMs >= AUTOPILOT_INTERVAL_MS) {
       this.lastAutopilotMs = now
-      this.runAutopilot(now)
+      this.runAutopilot()
     }
     this.services?.tick(now)
   }
 
-  private runAutopilot(now: number): void {
+  /** The leader's autopilot and lost-marking: the daemon's own (runtime/leader-duties.ts). */
+  private runAutopilot(): void {
     if (this.soft.role !== 'leader') return
-    this.markLostContainers(now)
-    const change = this.membership.autopilot(this.id, this.core.status(), now, this.settings.autopilot)
-    if (change === null) return
-    const result = this.core.proposeConfChange(change)
-    if (result.ok) this.host.count('conf-change')
-    if (result.ok) this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (autopilot) proposes ${describeChange(change)}`)
+    this.duties.run()
   }
 
   private onEnvelope(from: string, e: Envelope): void {
@@ -905,39 +901,13 @@ export class SimNode {
 
   /** This life ends: the peer stops watching its engine (the engine and its containers go on). */
   private stopContainers(): void {
+    this.duties?.stop()
     this.containers?.stop()
     this.containers = null
     this.services?.stop()
     this.services = null
     this.serviceWatches = 0
     void this.runtime.stop()
-  }
-
-  /**
-   * On the leader (peer.ts markLostContainers): containers of hosts dead or
-   * gone past the grace period become lost, once this peer itself has run
-   * for a grace period; one batch at a time.
-   */
-  private markLostContainers(now: number): void {
-    const grace = this.settings.autopilot.deadGraceMs
-    if (this.lostMarking || now - this.bootMs < grace) return
-    const hosts = new Map<string, HostLiveness>(this.membership.members().map((m) => [m.peerId, { state: m.state, sinceMs: m.stateSinceMs }]))
-    const txns = lostContainerTxns(now, grace, hosts, this.store.range(CONTAINERS_PREFIX).kvs)
-    if (txns.length === 0) return
-    this.lostMarking = true
-    this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (leader) marks ${txns.length} container(s) of dead hosts lost`)
-    this.host.count('containers-marked-lost')
-    const gen = this.generation
-    const next = (i: number): void => {
-      if (gen !== this.generation) return
-      const txn = txns[i]
-      if (txn === undefined) {
-        this.lostMarking = false
-        return
-      }
-      this.writeOwn(txn, true, () => next(i + 1))
-    }
-    next(0)
   }
 
   private drainMembership(): void {
@@ -948,7 +918,7 @@ export class SimNode {
       if (c.peerId === this.id) continue
       this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} sees ${c.peerId} ${c.state}${c.previous === null ? '' : ` (was ${c.previous})`}`)
       // peer.ts: a voter that leaves waits to be removed; autopilot runs at once.
-      if (c.state === 'left') this.runAutopilot(this.nowMs())
+      if (c.state === 'left') this.runAutopilot()
     }
   }
 
@@ -1002,7 +972,27 @@ export class SimNode {
     this.lastAutopilotMs = now
     this.bootMs = now
     this.upSinceUs = this.host.scheduler.nowUs
-    this.lostMarking = false
+    this.duties?.stop()
+    this.duties = new LeaderDuties({
+      selfId: this.id,
+      nowMs: () => this.nowMs(),
+      upForMs: () => this.upForMs(),
+      raftStatus: () => this.core.status(),
+      members: () => this.membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: m.stateSinceMs })),
+      containers: () => this.store.range(CONTAINERS_PREFIX).kvs,
+      autopilot: this.settings.autopilot,
+      propose: (change) => {
+        const result = this.core.proposeConfChange(change)
+        if (!result.ok) return
+        this.host.count('conf-change')
+        this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (autopilot) proposes ${describeChange(change)}`)
+      },
+      write: (txn, done) => this.writeOwn(txn, true, done),
+      marking: (count) => {
+        this.host.trace.note(this.host.scheduler.nowUs, 'member', `${this.id} (leader) marks ${count} container(s) of dead hosts lost`)
+        this.host.count('containers-marked-lost')
+      },
+    })
     this.proposals = new Map()
     this.reads = new Map()
     this.keepalives = new Map()
