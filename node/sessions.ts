@@ -4,7 +4,7 @@
  * - a session is a lease granted by a Raft write and owned by this peer;
  * - a renewal is a request to the leader on `/shoal/leases/1`; the leader answers only after
  *   confirming its leadership with a quorum (ReadIndex, as etcd's LeaseRenew does), and
- *   renews in its LeaseClock only leases the sender owns. Every held lease is renewed, in
+ *   renews in its lease clock (storage/statestore/lease-keeper.ts) only leases the sender owns. Every held lease is renewed, in
  *   requests of at most LEASE_RENEW_BATCH_MAX;
  * - the holder counts on a lease only until its own deadline (LeaseHolder: send time of the
  *   last confirmed renewal + TTL less a margin, on the monotonic clock). `shoal lock` keeps
@@ -19,7 +19,7 @@
 import { randomInt } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import {
-  LeaseClock,
+  LeaseKeeper,
   LeaseHolder,
   LEASE_CLOCK_DRIFT_MAX,
   LEASE_RENEW_BATCH_MAX,
@@ -30,7 +30,6 @@ import {
   isValidLockName,
   isValidLeaseId,
   renewalBatches,
-  renewOwned,
   LEASE_TTL_MIN_MS,
   LEASE_TTL_MAX_MS,
   type ApplyResult,
@@ -107,13 +106,12 @@ interface PendingRenewal {
 
 export class Sessions {
   private readonly init: SessionsInit
-  private readonly clock = new LeaseClock()
+  private readonly leases = new LeaseKeeper()
   private readonly held = new Map<number, HeldLease>()
   private readonly pending = new Map<number, PendingRenewal>()
   private readonly channel: FramedChannel
   private counter = 0
   private timer: ReturnType<typeof setInterval> | null = null
-  private wasLeader = false
   private lastExpiryScanMs = Number.NEGATIVE_INFINITY
   /**
    * Holds waiting for a change of their lock, by lock prefix. One watch on locks/ serves them
@@ -138,7 +136,7 @@ export class Sessions {
   async start(): Promise<void> {
     await this.channel.start()
     // Leases already in the store (restart, snapshot) start a fresh deadline here.
-    this.clock.sync(this.init.machine.store.leases(), monotonicMs())
+    this.leases.onRestored(this.init.machine.store, monotonicMs())
     this.watchLocks()
     this.timer = setInterval(() => this.onTimer(), SESSION_TICK_MS)
   }
@@ -186,15 +184,12 @@ export class Sessions {
 
   /** Mirrors applied grants and revokes into the clock (every replica, so a new leader knows them). */
   onCommand(command: Command, result: ApplyResult): void {
-    if (!result.ok || result.duplicate) return
-    const r = command.request
-    if (r.type === 'leaseGrant') this.clock.grant(r.id, r.ttlMs, monotonicMs())
-    else if (r.type === 'leaseRevoke') this.clock.revoke(r.id)
+    this.leases.onCommand(command, result, monotonicMs())
   }
 
   /** After a snapshot install: the clock follows the store's leases. */
   onRestored(): void {
-    this.clock.sync(this.init.machine.store.leases(), monotonicMs())
+    this.leases.onRestored(this.init.machine.store, monotonicMs())
   }
 
   /** Leases this peer holds and renews. */
@@ -365,11 +360,7 @@ export class Sessions {
 
   /** Promotes or demotes the lease clock with this peer's role. */
   private followRole(nowMs: number): boolean {
-    const leader = this.isLeader()
-    if (leader && !this.wasLeader) this.clock.promote(nowMs) // a new leader gives every lease a full TTL
-    if (!leader && this.wasLeader) this.clock.demote()
-    this.wasLeader = leader
-    return leader
+    return this.leases.followRole(this.isLeader(), nowMs)
   }
 
   /** Renews `ids` (owned by this peer) with the leader; resolves with its answer, or a failure. */
@@ -399,8 +390,7 @@ export class Sessions {
     }
     const now = monotonicMs()
     if (!this.followRole(now)) return { ok: false, reason: 'leadership moved during the renewal' }
-    const store = this.init.machine.store
-    const out = renewOwned(this.clock, (id) => store.lease(id)?.owner, from, ids, now)
+    const out = this.leases.renew(this.init.machine.store, from, ids, now)
     return out === null ? { ok: false, reason: 'the leader is taking office' } : { ok: true, ...out }
   }
 
@@ -432,7 +422,7 @@ export class Sessions {
     this.renewDue(now)
     if (leader && now - this.lastExpiryScanMs >= EXPIRY_SCAN_MS) {
       this.lastExpiryScanMs = now
-      for (const id of this.clock.expired(now)) {
+      for (const id of this.leases.expired(now)) {
         this.init.log.info(`session ${id} expired: revoking it and the locks it held`)
         this.init.kv.write({ type: 'leaseRevoke', id }, true).catch((err: unknown) => this.init.log.debug(`revoke of expired lease ${id} not committed yet: ${String(err)}`))
       }

@@ -31,7 +31,7 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
+import { StateStore, LeaseKeeper, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
 import { LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
@@ -40,7 +40,7 @@ import { NO_SERVICE_FAULTS, SCHEDULER_WATCH, AGENT_WATCH, ServiceSide, type Serv
 import type { NodeClock } from './clock.ts'
 import type { DiskProfile, SimDisk } from './disk.ts'
 import type { Envelope } from './envelope.ts'
-import { LEASE_TIMER_MS, NodeLeases } from './leases.ts'
+import { LEASE_TIMER_MS } from './leases.ts'
 import { AUTOPILOT_INTERVAL_MS, NodeMembership } from './membership.ts'
 import type { Rng } from './random.ts'
 import type { Scheduler } from './scheduler.ts'
@@ -232,7 +232,7 @@ export class SimNode {
   private readonly host: NodeHost
   private readonly settings: NodeSettings
   private readonly rngs: NodeRngs
-  private leases!: NodeLeases
+  private leases!: LeaseKeeper
   private membership!: NodeMembership
   private snapshotIndex = 0
   private proposals = new Map<string, PendingProposal>()
@@ -542,7 +542,8 @@ export class SimNode {
     this.membership.tick(now)
     if (now - this.lastLeaseTimerMs >= LEASE_TIMER_MS) {
       this.lastLeaseTimerMs = now
-      for (const id of this.leases.onTimer(this.soft.role === 'leader', now)) {
+      this.leases.followRole(this.soft.role === 'leader', now)
+      for (const id of this.leases.expired(now)) {
         this.host.trace.note(this.host.scheduler.nowUs, 'lease', `${this.id} (leader) revokes expired lease ${id}`)
         this.proposeOwn({ type: 'leaseRevoke', id }, true)
       }
@@ -589,8 +590,10 @@ export class SimNode {
   private renewAsLeader(from: string, leaseId: number, reply: (ok: boolean) => void): void {
     if (this.soft.role !== 'leader') return reply(false)
     this.linearizableRead((ok) => {
-      if (!ok || this.soft.role !== 'leader') return reply(false)
-      reply(this.leases.renew(this.store, from, [leaseId], this.nowMs())?.renewed.length === 1)
+      const now = this.nowMs()
+      // As sessions.ts: the clock follows the role at once, so a leader just in office renews too.
+      if (!ok || !this.leases.followRole(this.soft.role === 'leader', now)) return reply(false)
+      reply(this.leases.renew(this.store, from, [leaseId], now)?.renewed.length === 1)
     })
   }
 
@@ -964,7 +967,7 @@ export class SimNode {
     this.leaderSinceUs = null
     this.lastLead = null
     const now = this.nowMs()
-    this.leases = new NodeLeases()
+    this.leases = new LeaseKeeper()
     this.leases.onRestored(this.store, now)
     const swimRng = this.rngs.swim
     this.membership = new NodeMembership(this.id, now, () => swimRng.next(), this.host.seeds(this.id))
