@@ -669,10 +669,12 @@ export class Raft {
         // the leader. (Found by the simulator: minority-partition, seed 17.)
         return
       case 'read-index':
-        if (this.canForwardFrom(m.from)) this.send({ ...m, from: this.id, to: this.lead as NodeId, term: FORWARDED_TERM })
-        return
       case 'transfer-leader':
-        if (this.canForwardFrom(m.from)) this.send({ ...m, from: this.id, to: this.lead as NodeId, term: FORWARDED_TERM })
+        // Sent to us by a peer that took us for the leader: dropped, as a forwarded
+        // proposal is. Relayed, it would carry our id, so the leader's answer to a
+        // read would come to us and never to the requester; and two followers with
+        // stale views of the leader would pass it back and forth until their terms
+        // moved on. One hop only: the requester retries once it knows the leader.
         return
       case 'timeout-now':
         // Thesis §3.10: campaign at once, skipping pre-vote (we know the leader
@@ -699,11 +701,6 @@ export class Raft {
     this.lead = lead
     // A working leader manages the cluster; a removed peer is not needed any more.
     this.campaignWhileRemoved = false
-  }
-
-  /** Whether a request forwarded to us by `from` can go on to our leader (never back to its sender). */
-  private canForwardFrom(from: NodeId): boolean {
-    return this.lead !== null && this.lead !== from && !this.disableProposalForwarding
   }
 
   private reportLogLoss(e: LogLossEvent): void {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { Cluster } from '../../protocols/raft/testing/cluster.ts'
 import { drain, ofType, pump, rawNode, type RawNode } from '../../protocols/raft/testing/raw.ts'
 import type { ConfState, NodeId } from '../../protocols/raft/types.ts'
+import { FORWARDED_TERM, type Message } from '../../protocols/raft/messages.ts'
 
 const ABC: ConfState = { voters: ['a', 'b', 'c'], learners: [] }
 const E = 10
@@ -87,6 +88,26 @@ describe('§6.4 ReadIndex', () => {
     c.heal()
     c.run(3 * E)
     expect(reads(c, 'a')).toEqual([])
+  })
+
+  it('a follower relays no read or transfer request another peer sent it: one hop, so no loop between stale followers', () => {
+    const c = new Cluster({ voters: ['a', 'b', 'c'] })
+    c.elect('a')
+    c.run(2)
+    const b = c.node('b')
+    expect(b.core.status().lead).toBe('a')
+    // c took b for the leader: b must not pass these on (under its own name, with a stale view of the leader).
+    b.core.step({ type: 'read-index', from: 'c', to: 'b', term: FORWARDED_TERM, context: enc.encode('from-c') })
+    b.core.step({ type: 'transfer-leader', from: 'c', to: 'b', term: FORWARDED_TERM, transferee: 'c' })
+    const sent: Message[] = []
+    while (b.core.hasReady()) {
+      const rd = b.core.ready()
+      sent.push(...rd.messages)
+      b.core.advance(rd)
+    }
+    expect(sent.filter((m) => m.type === 'read-index' || m.type === 'transfer-leader')).toEqual([])
+    // Its own reads still go to the leader.
+    expect(c.readIndex('b', 'own')).toEqual({ ok: true, kind: 'forwarded', to: 'a' })
   })
 
   it('a single voter answers reads at once (after its first commit)', () => {
