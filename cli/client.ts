@@ -2,7 +2,7 @@
 import { request, type IncomingMessage } from 'node:http'
 import { join } from 'node:path'
 import { UserError } from '../node/errors.ts'
-import { defaultDataDir } from '../node/config.ts'
+import { defaultDataDir } from '../node/data-home.ts'
 
 /** The API socket: --api, else $SHOAL_API, else the default data dir's socket. */
 export function resolveApiSocket(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {

@@ -1,5 +1,5 @@
 /** Resolves and validates `shoal start` options into a complete peer configuration. */
-import { homedir, hostname } from 'node:os'
+import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { existsSync } from 'node:fs'
 import { isIP } from 'node:net'
@@ -7,6 +7,9 @@ import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { UsageError, errorMessage } from './errors.ts'
 import { DEFAULT_LINK_SUBNET, parseLinkSubnet, type Subnet } from '../runtime/links/addresses.ts'
 import { isLogLevel, type LogLevel } from './logger.ts'
+import { defaultDataDir } from './data-home.ts'
+
+export { defaultDataDir } from './data-home.ts'
 import { DEFAULT_LINK_INTERFACE } from './link-interface.ts'
 
 /** Options as the user gave them (all optional; defaults filled by `resolveStartConfig`). */
@@ -78,12 +81,6 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock'
 /** sockaddr_un.sun_path is 108 bytes on Linux, including the terminating NUL. */
 const UNIX_SOCKET_PATH_MAX_BYTES = 107
 const NAME_PATTERN = /^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/
-
-/** The default data dir: `$XDG_DATA_HOME/shoal`, else `~/.local/share/shoal`. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env['XDG_DATA_HOME'] !== undefined && env['XDG_DATA_HOME'] !== '' ? env['XDG_DATA_HOME'] : join(homedir(), '.local', 'share')
-  return join(base, 'shoal')
-}
 
 /** Validates a Unix socket path's length, which the kernel limits. */
 export function checkSocketPath(path: string, flag: string): string {
