@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: runs every benchmark and prints their tables.
- * Options: --quick for a short run; --only membership|raft|containers|dns|simulate|services|links; --peers 5,20 for the membership
+ * Options: --quick for a short run; --only membership|raft|containers|dns|simulate|services|links|cli; --peers 5,20 for the membership
  * cluster sizes; --rounds N for the services rounds (default 5, 2 with --quick); --no-swarm: services without Swarm's half.
  */
 import { membershipBench } from './membership.ts'
@@ -10,6 +10,7 @@ import { dnsBench } from './dns.ts'
 import { simulateBench } from './simulate.ts'
 import { servicesBench } from './services.ts'
 import { linksBench } from './links.ts'
+import { cliBench } from './cli.ts'
 
 const quick = process.argv.includes('--quick')
 const peersArg = process.argv[process.argv.indexOf('--peers') + 1]
@@ -25,3 +26,4 @@ if (only === undefined || only === 'dns') await dnsBench(quick ? { seconds: 4, r
 if (only === undefined || only === 'simulate') await simulateBench(quick)
 if (only === undefined || only === 'services') await servicesBench({ quick, rounds: roundsArg ?? (quick ? 2 : 5), swarm: !process.argv.includes('--no-swarm') })
 if (only === undefined || only === 'links') await linksBench(quick ? { bulkMB: 50, requests: 2000, connects: 200, requestBytes: 64 } : { bulkMB: 200, requests: 2000, connects: 500, requestBytes: 64 })
+if (only === undefined || only === 'cli') await cliBench({ runs: quick ? 10 : 30 })
