@@ -882,7 +882,7 @@ export class SimNode {
     this.services = new ServiceSide({
       selfId: this.id,
       store: () => this.store,
-      // Whole milliseconds, as Date.now() gives the daemon: task and report times are stored as integers.
+      // Whole milliseconds, as the daemon's wall clock gives them: task and report times are stored as integers.
       nowMs: () => Math.floor(this.nowMs()),
       isLeader: () => this.state === 'up' && this.soft.role === 'leader',
       hasLeader: () => this.soft.lead !== null,
