@@ -72,11 +72,13 @@ export class KvService {
   /** Commits `request` through Raft; resolves with the store's result once applied here. */
   async write(request: Request, asLeader = false): Promise<Extract<ApplyResult, { ok: true }>> {
     const requestId = randomBytes(16).toString('hex')
-    const command = asLeader ? { origin: this.selfId, requestId, request, asLeader } : { origin: this.selfId, requestId, request }
+    // base: every attempt of this request lands above the index applied here now (Command.base).
+    const base = this.raft.applied
+    const command = asLeader ? { origin: this.selfId, requestId, request, asLeader, base } : { origin: this.selfId, requestId, request, base }
     const problem = validateCommand(command)
     if (problem !== null) throw new ApiError(400, problem.message)
     const result = (await this.raft.propose(encodeCommand(command), proposalKey(this.selfId, requestId))) as ApplyResult
-    if (!result.ok) throw new ApiError(result.code === 'lease-not-found' ? 404 : 409, result.message)
+    if (!result.ok) throw new ApiError(result.code === 'lease-not-found' ? 404 : result.code === 'outcome-unknown' ? 504 : 409, result.message)
     return result
   }
 

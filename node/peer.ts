@@ -25,7 +25,7 @@ import type { HostRecord } from '../protocols/gossip/host-record.ts'
 import { DockerRuntime } from '../runtime/docker-runtime.ts'
 import { NO_RUNTIME_STATUS, type ContainerRuntime, type RuntimeStatus } from '../runtime/runtime.ts'
 import { join } from 'node:path'
-import { RaftNode, RetryableError } from './raft-node.ts'
+import { OutcomeUnknownError, RaftNode, RetryableError } from './raft-node.ts'
 import { LogCorruptionError } from '../storage/raft-log/file-log-storage.ts'
 import { StoreMachine } from './store-machine.ts'
 import { KvService, KV_PREFIX } from './kv-service.ts'
@@ -62,7 +62,6 @@ const LEAVE_REMOVE_TIMEOUT_MS = 3000
 /** How long a voter's graceful stop waits for the leader to take it out of the voters. */
 const LEAVE_VOTERS_TIMEOUT_MS = 5000
 
-/** Turns "retry later" refusals from consensus into HTTP 503 with their advice. */
 /** The optional `"fence": {"lock": NAME, "token": N}` of a write: applied only while NAME is held with token N. */
 function parseFence(value: unknown): Fence | undefined {
   if (value === undefined || value === null) return undefined
@@ -73,11 +72,14 @@ function parseFence(value: unknown): Fence | undefined {
   return { lock: f.lock, token: f.token }
 }
 
+/** Turns consensus refusals into HTTP answers with their advice: 503 retry later, 504 outcome unknown. */
 async function retryable<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn()
   } catch (err) {
     if (err instanceof RetryableError) throw new ApiError(503, err.message)
+    // 504, as a proxy whose upstream went quiet: the write may have taken effect.
+    if (err instanceof OutcomeUnknownError) throw new ApiError(504, err.message)
     throw err
   }
 }

@@ -11,8 +11,11 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { mulberry32 } from '../protocols/prng.ts'
 import {
+  PendingRequests,
   RaftCore,
   decodeConfChange,
+  type AdmitRefusal,
+  type ProposalEnd,
   type ConfChange,
   type ConfState,
   type Message,
@@ -61,6 +64,11 @@ export class RetryableError extends Error {
   override readonly name = 'RetryableError'
 }
 
+/** A write that may or may not have been applied (it reached a leader, then no answer came): retrying blindly could apply it twice. */
+export class OutcomeUnknownError extends Error {
+  override readonly name = 'OutcomeUnknownError'
+}
+
 export interface RaftNodeInit {
   /** The Raft log's segment files. */
   dir: string
@@ -85,22 +93,6 @@ export interface RaftNodeInit {
 
 // Deadlines and retry times here are on the monotonic clock (performance.now()): a wall-clock
 // step (NTP, a VM resumed) must neither expire every waiting request nor keep one forever.
-interface PendingProposal {
-  resolve(result: unknown): void
-  reject(err: Error): void
-  data: Uint8Array
-  deadline: number
-  lastAttemptMs: number
-}
-
-interface PendingRead {
-  context: string
-  index: number | null
-  resolve(): void
-  reject(err: Error): void
-  deadline: number
-  lastAttemptMs: number
-}
 
 /** Bound on proposals waiting for their entries; past it, new ones are refused at once. */
 const PENDING_PROPOSALS_MAX = 65_536
@@ -127,8 +119,8 @@ export class RaftNode {
   /** A snapshot saved in the background, for the loop to make the log's own between Readys. */
   private snapshotSaved: { snap: Snapshot; encodedMs: number; savedMs: number } | null = null
   private readonly snapshotAbort = new AbortController()
-  private readonly proposals = new Map<string, PendingProposal>()
-  private readonly reads = new Map<string, PendingRead>()
+  /** Proposals and reads waiting here (the one copy of that logic; the simulator runs it too). */
+  private readonly requests: PendingRequests
   private readonly applyWaiters: Array<{ index: number; resolve(): void }> = []
   private lastLead: string | null = null
   /** The core's repairIndex as last seen (0: the log holds everything it acknowledged). */
@@ -146,6 +138,13 @@ export class RaftNode {
     // disrupting a healthy leader. Failover is bounded by the election timeout.
     this.tickMs = init.tickMs ?? 50
     this.electionTicks = init.electionTicks ?? 10
+    this.requests = new PendingRequests({
+      propose: (data) => this.core.propose(data),
+      readIndex: (context) => this.core.readIndex(context),
+      retryAfterMs: this.electionTicks * this.tickMs,
+      proposalsMax: PENDING_PROPOSALS_MAX,
+      readsMax: PENDING_READS_MAX,
+    })
   }
 
   /**
@@ -243,7 +242,7 @@ export class RaftNode {
     await this.transport.start()
     this.ticker = setInterval(() => this.input(() => {
       this.core.tick()
-      this.retryWaiting()
+      this.requests.tick(performance.now())
     }), this.tickMs)
     // A sole voter needs no election timeout to find out nobody else will vote.
     if (this.confState.voters.length === 1 && this.confState.voters[0] === selfId) this.input(() => this.core.campaign())
@@ -287,10 +286,7 @@ export class RaftNode {
     // finishes before that store closes.
     await this.snapshotJob
     await this.storage.close()
-    for (const p of this.proposals.values()) p.reject(new RetryableError('this peer is stopping; retry on another peer'))
-    for (const r of this.reads.values()) r.reject(new RetryableError('this peer is stopping; retry on another peer'))
-    this.proposals.clear()
-    this.reads.clear()
+    this.requests.dropAll()
   }
 
   /** True once the core runs: before that (and after a failed start) there is no status. */
@@ -322,12 +318,37 @@ export class RaftNode {
    */
   propose(data: Uint8Array, key: string, timeoutMs = CLIENT_TIMEOUT_MS): Promise<unknown> {
     if (this.stopped) return Promise.reject(new RetryableError('this peer is stopping; retry on another peer'))
-    if (this.proposals.has(key)) return Promise.reject(new Error(`a proposal with key ${key} is already waiting`))
-    if (this.proposals.size >= PENDING_PROPOSALS_MAX) return Promise.reject(new RetryableError('too many writes in flight on this peer; retry shortly'))
     return new Promise((resolve, reject) => {
-      this.proposals.set(key, { resolve, reject, data, deadline: performance.now() + timeoutMs, lastAttemptMs: 0 })
-      this.input(() => this.attemptProposal(key))
+      const admitted = (refusal: AdmitRefusal | null): void => {
+        if (refusal === 'duplicate-key') reject(new Error(`a proposal with key ${key} is already waiting`))
+        else if (refusal === 'too-many') reject(new RetryableError('too many writes in flight on this peer; retry shortly'))
+      }
+      this.input(() => admitted(this.requests.propose(key, data, performance.now(), timeoutMs, (end) => {
+        if (end.kind === 'applied') resolve(end.result)
+        else reject(this.proposalError(end, timeoutMs))
+      })))
+      if (this.stopped) reject(new RetryableError('this peer is stopping; retry on another peer'))
     })
+  }
+
+  /** What a caller hears of a proposal that did not apply here. */
+  private proposalError(end: Exclude<ProposalEnd, { kind: 'applied' }>, timeoutMs: number): Error {
+    switch (end.kind) {
+      case 'refused':
+        return new Error(`write refused: ${end.reason}`)
+      case 'uncertain':
+        return new OutcomeUnknownError(`write refused (${end.reason}) after an earlier attempt reached a leader: it may still commit; read before writing again`)
+      case 'timeout': {
+        const why = this.core.status().lead === null ? 'no leader: an election is running or a quorum is unreachable' : 'the leader did not confirm it'
+        return end.sent
+          ? new OutcomeUnknownError(`not committed within ${timeoutMs} ms (${why}); the write may still commit: read before writing again`)
+          : new RetryableError(`not committed within ${timeoutMs} ms (${why}); nothing was written: retry`)
+      }
+      case 'dropped':
+        return end.sent
+          ? new OutcomeUnknownError('this peer is stopping; the write may still commit: read before writing again on another peer')
+          : new RetryableError('this peer is stopping; retry on another peer')
+    }
   }
 
   /** Proposes a membership change; resolves once applied here. */
@@ -343,11 +364,19 @@ export class RaftNode {
    * applied up to the index it returned.
    */
   linearizableRead(timeoutMs = CLIENT_TIMEOUT_MS): Promise<void> {
-    if (this.reads.size >= PENDING_READS_MAX) return Promise.reject(new RetryableError('too many reads in flight on this peer; retry shortly'))
+    if (this.stopped) return Promise.reject(new RetryableError('this peer is stopping; retry on another peer'))
     const context = randomBytes(12).toString('hex')
     return new Promise((resolve, reject) => {
-      this.reads.set(context, { context, index: null, resolve, reject, deadline: performance.now() + timeoutMs, lastAttemptMs: 0 })
-      this.input(() => this.attemptRead(context))
+      this.input(() => {
+        const refusal = this.requests.read(context, performance.now(), timeoutMs, (end) => {
+          if (end.ok) resolve()
+          else if (end.kind === 'timeout') reject(new RetryableError(`linearizable read not confirmed within ${timeoutMs} ms (no leader with a quorum); retry`))
+          else if (end.kind === 'dropped') reject(new RetryableError('this peer is stopping; retry on another peer'))
+          else reject(new RetryableError(`read refused: ${end.reason}; retry shortly`))
+        })
+        if (refusal !== null) reject(new RetryableError('too many reads in flight on this peer; retry shortly'))
+      })
+      if (this.stopped) reject(new RetryableError('this peer is stopping; retry on another peer'))
     })
   }
 
@@ -417,7 +446,11 @@ export class RaftNode {
       // election timeout to every failover.
       if (rd.softState.lead !== null && rd.softState.lead !== this.lastLead) {
         this.lastLead = rd.softState.lead
-        queueMicrotask(() => this.retryPending())
+        queueMicrotask(() => {
+          if (this.stopped) return
+          this.requests.retryAll(performance.now())
+          this.schedule()
+        })
       }
     }
     // A leader's replication goes out before its own fsync, so followers write in parallel with
@@ -451,19 +484,12 @@ export class RaftNode {
         this.init.stateMachine.applyNoop(e.index)
       } else {
         const { key, result } = this.init.stateMachine.apply(e.index, e.data)
-        const pending = key === null ? undefined : this.proposals.get(key)
-        if (pending !== undefined && key !== null) {
-          this.proposals.delete(key)
-          pending.resolve(result)
-        }
+        if (key !== null) this.requests.applied(key, result, e.index)
       }
       this.appliedIndex = e.index
     }
-    for (const rs of rd.readStates) {
-      const read = this.reads.get(new TextDecoder().decode(rs.context))
-      if (read !== undefined) read.index = rs.index
-    }
-    this.settleReads()
+    for (const rs of rd.readStates) this.requests.confirmed(rs.context, rs.index)
+    this.requests.settleReads(this.appliedIndex)
     this.settleApplyWaiters()
   }
 
@@ -501,77 +527,12 @@ export class RaftNode {
     this.repairIndex = now
   }
 
-  private settleReads(): void {
-    for (const [context, read] of this.reads) {
-      if (read.index !== null && read.index <= this.appliedIndex) {
-        this.reads.delete(context)
-        read.resolve()
-      }
-    }
-  }
-
   private settleApplyWaiters(): void {
     for (let i = this.applyWaiters.length - 1; i >= 0; i--) {
       const w = this.applyWaiters[i]
       if (w !== undefined && w.index <= this.appliedIndex) {
         this.applyWaiters.splice(i, 1)
         w.resolve()
-      }
-    }
-  }
-
-  /** Re-attempts every waiting proposal and unconfirmed read at once. */
-  private retryPending(): void {
-    if (this.stopped) return
-    for (const key of this.proposals.keys()) this.attemptProposal(key)
-    for (const [context, r] of this.reads) if (r.index === null) this.attemptRead(context)
-    this.schedule()
-  }
-
-  private attemptProposal(key: string): void {
-    const p = this.proposals.get(key)
-    if (p === undefined) return
-    p.lastAttemptMs = performance.now()
-    const result = this.core.propose(p.data)
-    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'transfer-in-progress') {
-      this.proposals.delete(key)
-      p.reject(new Error(`write refused: ${result.reason}`))
-    }
-  }
-
-  private attemptRead(context: string): void {
-    const r = this.reads.get(context)
-    if (r === undefined) return
-    r.lastAttemptMs = performance.now()
-    const result = this.core.readIndex(new TextEncoder().encode(context))
-    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'not-leader') {
-      this.reads.delete(context)
-      r.reject(new RetryableError(`read refused: ${result.reason}; retry shortly`))
-    }
-  }
-
-  /**
-   * Every tick: fail what waited too long, and re-attempt what may have been lost (no leader
-   * at the time, or forwarded to a leader that then lost its office). Re-proposing is safe
-   * because the state machine answers a repeated key with its first result.
-   */
-  private retryWaiting(): void {
-    const now = performance.now()
-    const retryAfterMs = this.electionTicks * this.tickMs
-    for (const [key, p] of this.proposals) {
-      if (now >= p.deadline) {
-        this.proposals.delete(key)
-        p.reject(new RetryableError(`not committed within ${CLIENT_TIMEOUT_MS} ms (${this.core.status().lead === null ? 'no leader: an election is running or a quorum is unreachable' : 'the leader did not confirm it'}); the write may still commit — retry with the same request id`))
-      } else if (now - p.lastAttemptMs >= retryAfterMs) {
-        this.attemptProposal(key)
-      }
-    }
-    for (const [context, r] of this.reads) {
-      if (now >= r.deadline) {
-        this.reads.delete(context)
-        r.reject(new RetryableError(`linearizable read not confirmed within ${CLIENT_TIMEOUT_MS} ms (no leader with a quorum); retry`))
-      } else if (r.index === null && now - r.lastAttemptMs >= retryAfterMs) {
-        this.attemptRead(context)
       }
     }
   }

@@ -29,8 +29,12 @@ export class ClientApi {
 
   /** Proposes `request` through `nodeId` as that node's command with `requestId` (kv-service write). */
   write(nodeId: string, requestId: string, request: Request, onDone: (outcome: ProposalOutcome) => void): void {
-    const data = encodeCommand({ origin: nodeId, requestId, request })
-    this.call(() => this.cluster.node(nodeId).propose(data, proposalKey(nodeId, requestId), (o) => this.answer(() => onDone(o))))
+    this.call(() => {
+      const node = this.cluster.node(nodeId)
+      // As KvService.write: the command is made (its base read) when the call reaches the node.
+      const data = encodeCommand({ origin: nodeId, requestId, request, base: node.appliedIndex })
+      node.propose(data, proposalKey(nodeId, requestId), (o) => this.answer(() => onDone(o)))
+    })
   }
 
   /** Reads user key `key` from `nodeId`'s replica; `consistent` confirms with the leader first (kv-service get). */

@@ -11,13 +11,14 @@
 //
 // and, as in the daemon, step() and tick() keep running while a write is in
 // flight; their output waits for the next Ready. When a new leader becomes
-// known, waiting proposals and reads are re-attempted at once (raft-node
-// retryPending).
+// known, waiting proposals and reads are re-attempted at once. Waiting
+// proposals and reads are the daemon's own PendingRequests.
 //
 // Two driver-level broken variants exist only to prove the checkers can fail
 // (DriverFaults); both are off unless a test or `--inject` turns them on.
 
 import {
+  PendingRequests,
   RaftCore,
   decodeConfChange,
   type ConfChange,
@@ -134,8 +135,10 @@ export interface NodeRngs {
 export type ProposalOutcome =
   /** Applied on this node with `result`, at `index`. */
   | { readonly kind: 'applied'; readonly result: ApplyResult; readonly index: number }
-  /** Refused by the core ("write refused: reason", raft-node attemptProposal). */
+  /** Refused by the core before any attempt left the node ("write refused: reason"): no effect. */
   | { readonly kind: 'refused'; readonly reason: string }
+  /** Refused by the core after an earlier attempt reached a leader: it may still commit. */
+  | { readonly kind: 'uncertain'; readonly reason: string }
   /** Not applied here within the request timeout; it may still commit. */
   | { readonly kind: 'timeout' }
   /** The node crashed or stopped with the proposal pending; it may still commit. */
@@ -143,18 +146,10 @@ export type ProposalOutcome =
   /** The node was down when asked: nothing was proposed. */
   | { readonly kind: 'unavailable' }
 
-interface PendingProposal {
-  readonly data: Uint8Array
-  readonly deadlineMs: number
-  lastAttemptMs: number
-  readonly onDone: (outcome: ProposalOutcome) => void
-}
-
-interface PendingRead {
-  index: number | null
-  readonly deadlineMs: number
-  lastAttemptMs: number
-  readonly onDone: (ok: boolean) => void
+/** Whether a write that ended so may or may not have taken effect (a client must count it as unknown). */
+export function outcomeUnknown(o: ProposalOutcome): boolean {
+  if (o.kind === 'applied') return !o.result.ok && o.result.code === 'outcome-unknown'
+  return o.kind === 'timeout' || o.kind === 'lost' || o.kind === 'uncertain'
 }
 
 interface PendingKeepAlive {
@@ -235,8 +230,7 @@ export class SimNode {
   private leases!: LeaseKeeper
   private membership!: NodeMembership
   private snapshotIndex = 0
-  private proposals = new Map<string, PendingProposal>()
-  private reads = new Map<string, PendingRead>()
+  private requests!: PendingRequests<ApplyResult>
   private keepalives = new Map<number, PendingKeepAlive>()
   private stalled: Array<[number, () => void]> = []
   private missedTick = false
@@ -351,12 +345,7 @@ export class SimNode {
       onDone({ kind: 'unavailable' })
       return
     }
-    this.input(RAFT, () => {
-      if (this.proposals.has(key)) return onDone({ kind: 'refused', reason: 'a proposal with this key is already waiting' })
-      if (this.proposals.size >= PENDING_PROPOSALS_MAX) return onDone({ kind: 'refused', reason: 'too many writes in flight' })
-      this.proposals.set(key, { data, deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
-      this.attemptProposal(key)
-    })
+    this.input(RAFT, () => this.proposeData(key, data, onDone))
   }
 
   /** Resolves when a linearizable read may be served here (RaftNode.linearizableRead); false on timeout or crash. */
@@ -367,10 +356,8 @@ export class SimNode {
     }
     this.input(RAFT, () => {
       if (this.settings.faults.localConsistentReads) return onDone(true)
-      if (this.reads.size >= PENDING_READS_MAX) return onDone(false)
-      const context = this.freshId('r')
-      this.reads.set(context, { index: null, deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
-      this.attemptRead(context)
+      const refusal = this.requests.read(this.freshId('r'), this.nowMs(), this.settings.requestTimeoutMs, (end) => onDone(end.ok))
+      if (refusal !== null) onDone(false)
     })
   }
 
@@ -538,7 +525,8 @@ export class SimNode {
   private onTick(): void {
     const now = this.nowMs()
     this.core.tick()
-    this.retryWaiting(now)
+    this.requests.tick(now)
+    this.expireKeepAlives(now)
     this.membership.tick(now)
     if (now - this.lastLeaseTimerMs >= LEASE_TIMER_MS) {
       this.lastLeaseTimerMs = now
@@ -668,11 +656,8 @@ export class SimNode {
       applied = true
     }
     if (applied) this.host.observer.appliedBatch(this)
-    for (const rs of rd.readStates) {
-      const read = this.reads.get(decodeContext(rs.context))
-      if (read !== undefined) read.index = rs.index
-    }
-    this.settleReads()
+    for (const rs of rd.readStates) this.requests.confirmed(rs.context, rs.index)
+    this.requests.settleReads(this.appliedIndex)
     this.core.advance(rd)
     this.maybeSnapshot()
     if (this.ownRecordsTouched || rd.snapshot !== undefined) {
@@ -728,12 +713,7 @@ export class SimNode {
     if (this.containers !== null && result.ok && touchesPrefix(decoded.command.request, this.containers.ownPrefix)) this.ownRecordsTouched = true
     if (this.services !== null && result.ok) this.serviceWatches |= this.services.watchesOf(requestKeys(decoded.command.request))
     this.leases.onCommand(decoded.command, result, this.nowMs())
-    const key = proposalKey(decoded.command.origin, decoded.command.requestId)
-    const pending = this.proposals.get(key)
-    if (pending !== undefined) {
-      this.proposals.delete(key)
-      pending.onDone({ kind: 'applied', result, index: e.index })
-    }
+    this.requests.applied(proposalKey(decoded.command.origin, decoded.command.requestId), result, e.index)
   }
 
   private onSoftState(soft: SoftState): void {
@@ -746,71 +726,17 @@ export class SimNode {
       this.host.trace.note(this.host.scheduler.nowUs, 'role', `${this.id} is ${soft.role} in term ${this.core.status().term}${soft.lead !== null && soft.lead !== this.id ? `, leader ${soft.lead}` : ''}`)
     }
     if (soft.lead !== null && soft.lead !== this.lastLead) {
-      // A new leader: what waited on the old one goes to it now (raft-node retryPending, queued as a microtask there).
+      // A new leader: what waited on the old one goes to it now (queued as a microtask in raft-node).
       this.lastLead = soft.lead
       const gen = this.generation
       this.host.scheduler.after(0, () => {
-        if (gen === this.generation) this.input(RAFT, () => this.retryPending())
+        if (gen === this.generation) this.input(RAFT, () => this.requests.retryAll(this.nowMs()))
       })
     }
   }
 
-  /** Re-attempts every waiting proposal and unconfirmed read at once (raft-node retryPending). */
-  private retryPending(): void {
-    for (const key of [...this.proposals.keys()]) this.attemptProposal(key)
-    for (const [context, r] of [...this.reads]) if (r.index === null) this.attemptRead(context)
-  }
-
-  private settleReads(): void {
-    for (const [context, read] of this.reads) {
-      if (read.index !== null && read.index <= this.appliedIndex) {
-        this.reads.delete(context)
-        read.onDone(true)
-      }
-    }
-  }
-
-  private attemptProposal(key: string): void {
-    const p = this.proposals.get(key)
-    if (p === undefined) return
-    p.lastAttemptMs = this.nowMs()
-    const result = this.core.propose(p.data)
-    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'transfer-in-progress') {
-      this.proposals.delete(key)
-      p.onDone({ kind: 'refused', reason: result.reason })
-    }
-  }
-
-  private attemptRead(context: string): void {
-    const r = this.reads.get(context)
-    if (r === undefined) return
-    r.lastAttemptMs = this.nowMs()
-    const result = this.core.readIndex(encodeContext(context))
-    if (!result.ok && result.reason !== 'no-leader' && result.reason !== 'not-leader') {
-      this.reads.delete(context)
-      r.onDone(false)
-    }
-  }
-
-  /** Every tick: fail what waited too long, re-attempt what may have been lost (RaftNode.retryWaiting). */
-  private retryWaiting(now: number): void {
-    const retryAfterMs = this.settings.electionTicks * this.settings.tickMs
-    for (const [key, p] of this.proposals) {
-      if (now >= p.deadlineMs) {
-        this.proposals.delete(key)
-        p.onDone({ kind: 'timeout' })
-      } else if (now - p.lastAttemptMs >= retryAfterMs) {
-        this.attemptProposal(key)
-      }
-    }
-    for (const [context, r] of this.reads) {
-      if (now >= r.deadlineMs) {
-        this.reads.delete(context)
-        r.onDone(false)
-      } else if (r.index === null && now - r.lastAttemptMs >= retryAfterMs) {
-        this.attemptRead(context)
-      }
-    }
+  /** Gives up keep-alives the leader did not answer in time. */
+  private expireKeepAlives(now: number): void {
     for (const [id, k] of this.keepalives) {
       if (now - k.sentMs >= KEEPALIVE_TIMEOUT_MS) {
         this.keepalives.delete(id)
@@ -832,10 +758,28 @@ export class SimNode {
   /** Proposes a command this node originates (lease revokes), answered to nobody. */
   private proposeOwn(request: Command['request'], asLeader: boolean, onDone: (outcome: ProposalOutcome) => void = () => undefined): void {
     const requestId = this.freshId('own')
-    const command: Command = asLeader ? { origin: this.id, requestId, asLeader: true, request } : { origin: this.id, requestId, request }
+    const base = this.appliedIndex
+    const command: Command = asLeader ? { origin: this.id, requestId, asLeader: true, request, base } : { origin: this.id, requestId, request, base }
     const key = proposalKey(this.id, requestId)
-    this.proposals.set(key, { data: encodeCommand(command), deadlineMs: this.nowMs() + this.settings.requestTimeoutMs, lastAttemptMs: 0, onDone })
-    this.attemptProposal(key)
+    this.proposeData(key, encodeCommand(command), onDone)
+  }
+
+  /** Hands a proposal to PendingRequests, its ends told as the daemon's API tells them (RaftNode.propose). */
+  private proposeData(key: string, data: Uint8Array, onDone: (outcome: ProposalOutcome) => void): void {
+    const refusal = this.requests.propose(key, data, this.nowMs(), this.settings.requestTimeoutMs, (end) => {
+      switch (end.kind) {
+        case 'applied':
+          return onDone({ kind: 'applied', result: end.result, index: end.index })
+        case 'refused':
+        case 'uncertain':
+          return onDone({ kind: end.kind, reason: end.reason })
+        case 'timeout':
+          return onDone({ kind: 'timeout' })
+        case 'dropped':
+          return onDone({ kind: 'lost' })
+      }
+    })
+    if (refusal !== null) onDone({ kind: 'refused', reason: refusal === 'duplicate-key' ? 'a proposal with this key is already waiting' : 'too many writes in flight' })
   }
 
   /**
@@ -928,17 +872,12 @@ export class SimNode {
   /** Everything in memory is gone; waiting clients hear so. */
   private dropEverything(): void {
     this.stopContainers()
-    const proposals = [...this.proposals.values()]
-    const reads = [...this.reads.values()]
     const keepalives = [...this.keepalives.values()]
-    this.proposals = new Map()
-    this.reads = new Map()
     this.keepalives = new Map()
     this.stalled = []
     this.missedTick = false
     this.lazySyncScheduled = false
-    for (const p of proposals) p.onDone({ kind: 'lost' })
-    for (const r of reads) r.onDone(false)
+    this.requests.dropAll()
     for (const k of keepalives) k.onDone(false)
   }
 
@@ -996,8 +935,13 @@ export class SimNode {
         this.host.count('containers-marked-lost')
       },
     })
-    this.proposals = new Map()
-    this.reads = new Map()
+    this.requests = new PendingRequests<ApplyResult>({
+      propose: (data) => this.core.propose(data),
+      readIndex: (context) => this.core.readIndex(context),
+      retryAfterMs: this.settings.electionTicks * this.settings.tickMs,
+      proposalsMax: PENDING_PROPOSALS_MAX,
+      readsMax: PENDING_READS_MAX,
+    })
     this.keepalives = new Map()
     this.stalled = []
   }
@@ -1031,14 +975,6 @@ function restoreStore(data: Uint8Array, index: number): StateStore {
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder()
-
-function encodeContext(context: string): Uint8Array {
-  return encoder.encode(context)
-}
-
-function decodeContext(bytes: Uint8Array): string {
-  return decoder.decode(bytes)
-}
 
 /** "add-voter n4"-style text of a conf change. */
 export function describeChange(cc: ConfChange): string {

@@ -18,7 +18,7 @@ import { SSD_PROFILE } from './disk.ts'
 import { SimCluster } from './cluster.ts'
 import { ClientApi, KV_PREFIX } from './client-api.ts'
 import { History, describeOp, type KvOp } from './history.ts'
-import { NO_DRIVER_FAULTS, type NodeSettings, type SimNode } from './node.ts'
+import { NO_DRIVER_FAULTS, outcomeUnknown, type NodeSettings, type SimNode } from './node.ts'
 import { stream } from './random.ts'
 import { DEFAULT_CLOCK, scenarioByName, type FaultContext } from './scenarios.ts'
 import { SchedulerBoundError } from './scheduler.ts'
@@ -449,7 +449,7 @@ function runLiveness(cluster: SimCluster, api: ClientApi, history: History, rng:
         cluster.trace.note(scheduler.nowUs, 'client', `probe write via ${node} committed at index ${o.index}`)
         return
       }
-      if (o.kind === 'timeout' || o.kind === 'lost') op.outcome = 'unknown'
+      if (outcomeUnknown(o)) op.outcome = 'unknown'
       else {
         op.outcome = 'fail'
         op.returnUs = scheduler.nowUs

@@ -15,7 +15,7 @@ import { LeaseHolder, lockAcquireRequest, type LockStatus, type Request, type Tx
 import { ClientApi, KV_PREFIX } from './client-api.ts'
 import type { SimCluster } from './cluster.ts'
 import { describeOp, type History, type KvKind, type KvOp, type LockHold } from './history.ts'
-import type { ProposalOutcome } from './node.ts'
+import { outcomeUnknown, type ProposalOutcome } from './node.ts'
 import type { Rng } from './random.ts'
 
 /** What the clients do. */
@@ -248,6 +248,11 @@ function requestOf(op: KvOp): Request {
 function settleWrite(op: KvOp, o: ProposalOutcome, nowUs: number): void {
   switch (o.kind) {
     case 'applied': {
+      // Refused now, but an earlier attempt of it may have applied (StateStore's dedup horizon).
+      if (outcomeUnknown(o)) {
+        op.outcome = 'unknown'
+        return
+      }
       op.returnUs = nowUs
       op.index = o.index
       if (!o.result.ok) {
@@ -267,6 +272,7 @@ function settleWrite(op: KvOp, o: ProposalOutcome, nowUs: number): void {
       return
     case 'timeout':
     case 'lost':
+    case 'uncertain':
       op.outcome = 'unknown'
       return
   }

@@ -57,3 +57,4 @@ export {
   type SnapshotMetadata,
   type SoftState,
 } from './types.ts'
+export { PendingRequests, type AdmitRefusal, type PendingRequestsInit, type ProposalEnd, type ReadEnd } from './requests.ts'

@@ -2,7 +2,7 @@
 // command (defaults are written out), so equal commands give equal bytes and a
 // request's fingerprint is a hash of its encoding.
 //
-//   command  [version, origin, requestId, asLeader, request]
+//   command  [version, origin, requestId, asLeader, request] + [base] when set
 //   put      ['put', key, value, lease, ifAbsent, prevKv] + [[lock, token]] when fenced
 //   delete   ['delete', key, prevKv]
 //   prefix   ['deletePrefix', prefix, prevKv]
@@ -83,7 +83,9 @@ function requestToWire(r: Request): unknown[] {
 }
 
 function commandToWire(cmd: Command): unknown[] {
-  return [COMMAND_FORMAT_VERSION, cmd.origin, cmd.requestId, cmd.asLeader === true, requestToWire(cmd.request)]
+  const wire = [COMMAND_FORMAT_VERSION, cmd.origin, cmd.requestId, cmd.asLeader === true, requestToWire(cmd.request)]
+  // Appended only when present, so entries from before `base` keep their bytes and decode.
+  return cmd.base === undefined ? wire : [...wire, cmd.base]
 }
 
 /** Encodes a command for a Raft entry; throws CommandCodecError if it is invalid (validate first). */
@@ -232,17 +234,18 @@ export function decodeCommand(bytes: Uint8Array): DecodeCommandResult {
   }
   const decoded = decodeWire(bytes)
   if (!decoded.ok) return { ok: false, error: commandError('malformed-command', `not msgpack: ${decoded.error}`) }
-  const t = tuple(decoded.value, 5)
+  const t = tuple(decoded.value, 5) ?? tuple(decoded.value, 6)
   if (!t) return { ok: false, error: commandError('malformed-command', 'not a command tuple') }
   if (t[0] !== COMMAND_FORMAT_VERSION) return { ok: false, error: commandError('malformed-command', `unknown command format ${String(t[0])}`) }
   const origin = str(t[1])
   const requestId = str(t[2])
   const asLeader = bool(t[3])
   const request = requestFromWire(t[4])
-  if (origin === undefined || requestId === undefined || asLeader === undefined || request === undefined) {
+  const base = t.length === 6 ? uint(t[5]) : null
+  if (origin === undefined || requestId === undefined || asLeader === undefined || request === undefined || base === undefined) {
     return { ok: false, error: commandError('malformed-command', 'a command field has the wrong shape') }
   }
-  const command: Command = { origin, requestId, ...(asLeader ? { asLeader } : {}), request }
+  const command: Command = { origin, requestId, ...(asLeader ? { asLeader } : {}), request, ...(base === null ? {} : { base }) }
   const error = validateCommand(command)
   return error ? { ok: false, error } : { ok: true, command }
 }

@@ -116,4 +116,12 @@ export interface Command {
   readonly requestId: string
   readonly asLeader?: boolean
   readonly request: Request
+  /**
+   * The proposer's applied index when it first made this request; every entry carrying it lies
+   * above. The dedup window forgets old requests; a command whose base is older than the
+   * newest index the window forgot may already have applied unseen, so it is refused
+   * ('outcome-unknown') instead of applied twice. Absent only in entries written before it
+   * existed.
+   */
+  readonly base?: number
 }

@@ -49,4 +49,4 @@ export const ENTRY_OVERHEAD_BYTES = 64
 /** Version of the command wire format (first array element). */
 export const COMMAND_FORMAT_VERSION = 1
 /** Version of the snapshot format. */
-export const SNAPSHOT_FORMAT_VERSION = 1
+export const SNAPSHOT_FORMAT_VERSION = 2

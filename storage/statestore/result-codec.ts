@@ -19,7 +19,7 @@ const ERROR_CODES: ReadonlySet<string> = new Set<ApplyErrorCode>([
   'malformed-command', 'invalid-origin', 'invalid-request-id', 'key-invalid', 'key-too-long', 'value-too-large',
   'command-too-large', 'txn-too-many-ops', 'txn-duplicate-key', 'ttl-out-of-range', 'lease-id-invalid',
   'revision-invalid', 'permission-denied', 'invalid-record', 'lease-not-found', 'lease-exists', 'too-many-leases',
-  'too-many-keys', 'key-exists', 'compacted', 'future-revision', 'request-id-conflict', 'fence-rejected',
+  'too-many-keys', 'key-exists', 'compacted', 'future-revision', 'request-id-conflict', 'fence-rejected', 'outcome-unknown',
 ])
 
 function isErrorCode(value: unknown): value is ApplyErrorCode {

@@ -51,6 +51,11 @@ export type ApplyErrorCode =
   | 'request-id-conflict'
   /** A fenced write whose lock is not held with its token (a newer holder exists, or none). */
   | 'fence-rejected'
+  /**
+   * Not applied now, but an earlier attempt of the same request may have been (it is older than
+   * the dedup window, or its remembered result was dropped): read before making it again.
+   */
+  | 'outcome-unknown'
 
 /** A refusal, as returned by validation and the codec. */
 export interface CommandError {

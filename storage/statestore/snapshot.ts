@@ -2,7 +2,11 @@
 //
 //   ['shoal-statestore', version, [options...], revision, compactRevision, appliedIndex,
 //    [kv...], [[leaseId, ttlMs, owner]...], [[revision, [[type, kv, prevKv|null]...]]...],
-//    [[requestId, fingerprint, resultBytes]...]]
+//    [[requestId, fingerprint, resultBytes|null, index]...], dedupHorizon]
+//
+// Version 1 (before the dedup horizon) had no horizon and [requestId, fingerprint, resultBytes]
+// entries; it still decodes, each entry taken as applied at the snapshot's index (the latest it
+// can have been: the horizon it moves to when forgotten is never too low).
 //
 // Keys are sorted and leases by id, so equal states give equal bytes; digest()
 // hashes these bytes. Decoding checks shapes here; StateStore.restore checks
@@ -36,6 +40,12 @@ export interface StoreImage {
   readonly leases: readonly LeaseRecord[]
   readonly history: readonly { readonly revision: number; readonly events: readonly WatchEvent[] }[]
   readonly dedup: readonly DedupEntry[]
+  /** The newest index of a request the dedup window forgot. */
+  readonly dedupHorizon: number
+}
+
+function dedupToWire(d: DedupEntry): unknown[] {
+  return [d.requestId, d.fingerprint, d.result, d.index]
 }
 
 function eventToWire(e: WatchEvent): unknown[] {
@@ -58,7 +68,8 @@ export function encodeImage(image: StoreImage): Uint8Array {
     image.kvs.map(kvToWire),
     image.leases.map((l) => [l.id, l.ttlMs, l.owner]),
     image.history.map((h) => [h.revision, h.events.map(eventToWire)]),
-    image.dedup.map((d) => [d.requestId, d.fingerprint, d.result]),
+    image.dedup.map(dedupToWire),
+    image.dedupHorizon,
   ])
 }
 
@@ -107,16 +118,18 @@ export class ImageEncoder {
   #out: Uint8Array | null = null
   #copied = 0
   #copiedChunks = 0
+  readonly #horizon: number
 
   constructor(image: StoreImage) {
     this.#sections = [
       { count: image.kvs.length, wire: (i) => kvToWire(image.kvs[i] as KeyValue) },
       { count: image.leases.length, wire: (i) => { const l = image.leases[i] as LeaseRecord; return [l.id, l.ttlMs, l.owner] } },
       { count: image.history.length, wire: (i) => { const h = image.history[i] as StoreImage['history'][number]; return [h.revision, h.events.map(eventToWire)] } },
-      { count: image.dedup.length, wire: (i) => { const d = image.dedup[i] as DedupEntry; return [d.requestId, d.fingerprint, d.result] } },
+      { count: image.dedup.length, wire: (i) => dedupToWire(image.dedup[i] as DedupEntry) },
     ]
-    // The ten-element top-level array and its fixed fields come first.
-    this.#put(arrayHeader(10))
+    this.#horizon = image.dedupHorizon
+    // The eleven-element top-level array and its fixed fields come first; the horizon comes last.
+    this.#put(arrayHeader(11))
     for (const field of [SNAPSHOT_TAG, SNAPSHOT_FORMAT_VERSION, optionsToList(image.options), image.revision, image.compactRevision, image.appliedIndex]) {
       this.#put(this.#encoder.encodeSharedRef(field))
     }
@@ -136,6 +149,7 @@ export class ImageEncoder {
         this.#item = 0
         const next = this.#sections[this.#section]
         if (next === undefined) {
+          this.#put(this.#encoder.encodeSharedRef(this.#horizon))
           this.#flush()
           this.#out = new Uint8Array(this.#total)
         } else {
@@ -227,9 +241,10 @@ function readEvent(item: unknown): WatchEvent | string {
 export function decodeImage(bytes: Uint8Array): Decoded<StoreImage> {
   const decoded = decodeWire(bytes)
   if (!decoded.ok) return { ok: false, error: `not msgpack: ${decoded.error}` }
-  const t = tuple(decoded.value, 10)
+  const t = tuple(decoded.value, 11) ?? tuple(decoded.value, 10)
   if (!t || t[0] !== SNAPSHOT_TAG) return { ok: false, error: 'not a StateStore snapshot' }
-  if (t[1] !== SNAPSHOT_FORMAT_VERSION) return { ok: false, error: `unknown snapshot version ${String(t[1])}` }
+  const v1 = t[1] === 1 && t.length === 10
+  if (!v1 && !(t[1] === SNAPSHOT_FORMAT_VERSION && t.length === 11)) return { ok: false, error: `unknown snapshot version ${String(t[1])}` }
   const options = optionsFromList(list(t[2]) ?? [])
   if (!options) return { ok: false, error: 'malformed options' }
   const revision = uint(t[3])
@@ -255,20 +270,23 @@ export function decodeImage(bytes: Uint8Array): Decoded<StoreImage> {
   })
   if (!history.ok) return history
   const dedup = each(t[9], 'dedup', (item): DedupEntry | string => {
-    const d = tuple(item, 3)
+    const d = v1 ? tuple(item, 3) : tuple(item, 4)
     const requestId = d?.[0]
     const fingerprint = str(d?.[1])
-    const result = bin(d?.[2])
-    if (!isValidRequestId(requestId) || fingerprint === undefined || result === undefined) return 'malformed entry'
-    return decodeResult(result) ? { requestId, fingerprint, result } : 'undecodable result'
+    const result = d?.[2] === null && !v1 ? null : bin(d?.[2])
+    const index = v1 ? appliedIndex : uint(d?.[3])
+    if (!isValidRequestId(requestId) || fingerprint === undefined || result === undefined || index === undefined || index > appliedIndex) return 'malformed entry'
+    return result === null || decodeResult(result) ? { requestId, fingerprint, result, index } : 'undecodable result'
   })
   if (!dedup.ok) return dedup
+  const dedupHorizon = v1 ? 0 : uint(t[10])
+  if (dedupHorizon === undefined || dedupHorizon > appliedIndex) return { ok: false, error: 'malformed dedup horizon' }
   return {
     ok: true,
     value: {
       options,
       revision, compactRevision, appliedIndex,
-      kvs: kvs.value, leases: leases.value, history: history.value, dedup: dedup.value,
+      kvs: kvs.value, leases: leases.value, history: history.value, dedup: dedup.value, dedupHorizon,
     },
   }
 }

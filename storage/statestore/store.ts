@@ -262,14 +262,14 @@ export class StateStore implements StoreReader {
   /** Applies a decoded command committed at Raft `index` (must be above appliedIndex; else a driver bug, thrown). */
   apply(index: number, cmd: Command): ApplyResult {
     this.#advanceTo(index)
-    return this.#applyCommand(cmd)
+    return this.#applyCommand(index, cmd)
   }
 
   /** Applies a 'normal' entry's payload: decodes it, then applies it; bytes that do not decode are refused but consume the index. */
   applyEntry(index: number, data: Uint8Array): ApplyResult {
     this.#advanceTo(index)
     const decoded = decodeCommand(data)
-    return decoded.ok ? this.#applyCommand(decoded.command) : failure(decoded.error)
+    return decoded.ok ? this.#applyCommand(index, decoded.command) : failure(decoded.error)
   }
 
   /** Records that entry `index` carried no command (empty leader entry, conf change). */
@@ -377,7 +377,7 @@ export class StateStore implements StoreReader {
     this.#appliedIndex = index
   }
 
-  #applyCommand(cmd: Command): ApplyResult {
+  #applyCommand(index: number, cmd: Command): ApplyResult {
     const envelope = envelopeError(cmd)
     if (envelope) return failure(envelope)
     const fingerprint = commandFingerprint(cmd)
@@ -386,12 +386,18 @@ export class StateStore implements StoreReader {
       if (seen.fingerprint !== fingerprint) {
         return fail('request-id-conflict', `requestId ${cmd.requestId} was already used for a different command`)
       }
+      if (seen.result === null) {
+        return { ok: false, duplicate: true, code: 'outcome-unknown', message: `request ${cmd.requestId} was applied at index ${seen.index}, but its result is no longer kept; read the state to see what it did` }
+      }
       const replay = decodeResult(seen.result)
       if (!replay) throw new Error(`StateStore: remembered result of ${cmd.requestId} does not decode`)
       return replay
     }
-    const result = this.#execute(cmd)
-    this.#dedup.record({ requestId: cmd.requestId, fingerprint, result: encodeResult(result) })
+    // Requests applied at or below the horizon are forgotten: one made before it may be among them.
+    const result = cmd.base !== undefined && cmd.base < this.#dedup.horizon
+      ? fail('outcome-unknown', `request ${cmd.requestId} was first made at index ${cmd.base}, before the dedup window (which now starts after index ${this.#dedup.horizon}); an earlier attempt may have been applied: read the state before making it again`)
+      : this.#execute(cmd)
+    this.#dedup.record({ requestId: cmd.requestId, fingerprint, result: encodeResult(result), index })
     return result
   }
 
@@ -624,6 +630,7 @@ export class StateStore implements StoreReader {
       leases: [...this.#leases.values()].sort((a, b) => a.id - b.id).map((l) => ({ id: l.id, ttlMs: l.ttlMs, owner: l.owner })),
       history: this.#history.entries().map((h) => ({ revision: h.revision, events: h.events })),
       dedup: this.#dedup.entries(),
+      dedupHorizon: this.#dedup.horizon,
     }
   }
 
@@ -649,6 +656,7 @@ export class StateStore implements StoreReader {
     }
     for (const h of image.history) this.#history.push(h.revision, h.events)
     const seen = new Set<string>()
+    this.#dedup.restoreHorizon(image.dedupHorizon)
     for (const d of image.dedup) {
       if (seen.has(d.requestId)) return `request ${d.requestId} appears twice`
       seen.add(d.requestId)

@@ -23,6 +23,8 @@ export interface ProposeOptions {
   readonly origin?: string
   readonly asLeader?: boolean
   readonly requestId?: string
+  /** The command's base (default: the store's applied index, as a real proposer's); null: none, as entries from before it. */
+  readonly base?: number | null
 }
 
 /** Applies requests to a store as consecutive log entries with fresh request ids. */
@@ -45,6 +47,7 @@ export class StoreDriver {
       requestId: options.requestId ?? `req-${this.#nextRequest++}`,
       ...(options.asLeader === true ? { asLeader: true } : {}),
       request,
+      ...(options.base === null ? {} : { base: options.base ?? this.store.appliedIndex }),
     }
   }
 

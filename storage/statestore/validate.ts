@@ -208,6 +208,7 @@ export function envelopeError(cmd: Command): CommandError | null {
   if (!isValidOrigin(cmd.origin)) return commandError('invalid-origin', 'origin is not a valid peer id')
   if (!isValidRequestId(cmd.requestId)) return commandError('invalid-request-id', `requestId must be 1..${REQUEST_ID_MAX_CHARS} printable ASCII characters`)
   if (cmd.asLeader !== undefined && typeof cmd.asLeader !== 'boolean') return commandError('malformed-command', 'asLeader is not a boolean')
+  if (cmd.base !== undefined && (typeof cmd.base !== 'number' || !Number.isSafeInteger(cmd.base) || cmd.base < 0)) return commandError('malformed-command', 'base is not a log index')
   return null
 }
 

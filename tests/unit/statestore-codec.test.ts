@@ -59,7 +59,8 @@ const commandArb: fc.Arbitrary<Command> = fc.record({
   requestId: fc.stringMatching(/^[\x21-\x7e]{1,20}$/),
   asLeader: flag,
   request: requestArb,
-}).map(({ asLeader, ...rest }) => (asLeader ? { ...rest, asLeader } : rest))
+  base: fc.option(fc.oneof(fc.nat(300), fc.maxSafeNat()), { nil: undefined }),
+}).map(({ asLeader, base, ...rest }) => ({ ...rest, ...(asLeader ? { asLeader } : {}), ...(base === undefined ? {} : { base }) }))
 
 // A deterministic byte source for the fuzz loops (reproducible failures).
 const prng = mulberry32
@@ -103,7 +104,19 @@ describe('command codec', () => {
     ['trailing bytes', new Uint8Array([...wire([1, 'p', 'r', false, ['delete', 'kv/a', false]]), 0]), 'malformed-command'],
     ['a timestamp extension', encode([1, 'p', 'r', false, ['compact', new Date(0)]]), 'malformed-command'],
     ['an oversized entry', new Uint8Array(COMMAND_MAX_BYTES + 1), 'command-too-large'],
+    ['a negative base', wire([1, 'p', 'r', false, ['delete', 'kv/a', false], -1]), 'malformed-command'],
+    ['a float base', wire([1, 'p', 'r', false, ['delete', 'kv/a', false], 1.5]), 'malformed-command'],
+    ['a string base', wire([1, 'p', 'r', false, ['delete', 'kv/a', false], '7']), 'malformed-command'],
+    ['a field after the base', wire([1, 'p', 'r', false, ['delete', 'kv/a', false], 7, 0]), 'malformed-command'],
   ]
+
+  it('decodes entries written before the base field as commands without one, and keeps their bytes', () => {
+    const legacy = wire([1, 'p', 'r', false, ['delete', 'kv/a', false]])
+    const decoded = decodeCommand(legacy)
+    expect(decoded).toEqual({ ok: true, command: { origin: 'p', requestId: 'r', request: { type: 'delete', key: 'kv/a' } } })
+    if (decoded.ok) expect(encodeCommand(decoded.command)).toEqual(legacy)
+    expect(decodeCommand(wire([1, 'p', 'r', false, ['delete', 'kv/a', false], 42]))).toMatchObject({ ok: true, command: { base: 42 } })
+  })
   it.each(refusals)('refuses %s as %s', (_name, bytes, code) => {
     expect(decodeCommand(bytes)).toMatchObject({ ok: false, error: { code } })
   })

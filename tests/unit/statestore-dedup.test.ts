@@ -49,13 +49,15 @@ describe('request-id dedup', () => {
 
   it('refuses a requestId reused for a different payload, origin or role, changing nothing', () => {
     const d = new StoreDriver()
-    d.put('kv/a', '1', { requestId: 'r-1' })
-    expect(d.put('kv/a', '2', { requestId: 'r-1' })).toMatchObject({ ok: false, code: 'request-id-conflict' })
-    expect(d.put('kv/a', '1', { requestId: 'r-1', origin: 'peerB' })).toMatchObject({ ok: false, code: 'request-id-conflict' })
-    expect(d.put('kv/a', '1', { requestId: 'r-1', asLeader: true })).toMatchObject({ ok: false, code: 'request-id-conflict' })
+    // A retry is the same command: the same base too.
+    d.put('kv/a', '1', { requestId: 'r-1', base: 0 })
+    expect(d.put('kv/a', '2', { requestId: 'r-1', base: 0 })).toMatchObject({ ok: false, code: 'request-id-conflict' })
+    expect(d.put('kv/a', '1', { requestId: 'r-1', base: 0, origin: 'peerB' })).toMatchObject({ ok: false, code: 'request-id-conflict' })
+    expect(d.put('kv/a', '1', { requestId: 'r-1', base: 0, asLeader: true })).toMatchObject({ ok: false, code: 'request-id-conflict' })
+    expect(d.put('kv/a', '1', { requestId: 'r-1', base: 1 })).toMatchObject({ ok: false, code: 'request-id-conflict' })
     expect(d.value('kv/a')).toBe('1')
     // The conflict is not remembered: the original still replays.
-    expect(d.put('kv/a', '1', { requestId: 'r-1' })).toMatchObject({ ok: true, duplicate: true })
+    expect(d.put('kv/a', '1', { requestId: 'r-1', base: 0 })).toMatchObject({ ok: true, duplicate: true })
   })
 
   it('dedups the same command arriving twice as log entries (applyEntry)', () => {
@@ -66,17 +68,43 @@ describe('request-id dedup', () => {
     expect(s.revision).toBe(1)
   })
 
-  it('forgets the oldest requests beyond dedupMaxEntries', () => {
+  it('a late duplicate the window forgot is refused as outcome-unknown, never applied twice', () => {
+    // The window holds 3 requests; the first put's retry arrives after 3 more (a forwarded
+    // proposal replayed late, or a retry at a write rate above the window). Before the horizon
+    // existed it applied again: version 2.
     const d = new StoreDriver(new StateStore({ dedupMaxEntries: 3 }))
     const first = d.command({ type: 'put', key: 'kv/a', value: text('1') })
     d.apply(first)
     for (let i = 0; i < 3; i++) d.put(`kv/${i}`, 'x')
     d.store.assertInvariants()
-    expect(d.apply(first)).toMatchObject({ ok: true, duplicate: false })
-    expect(d.store.get('kv/a')?.version).toBe(2)
+    expect(d.apply(first)).toMatchObject({ ok: false, code: 'outcome-unknown', duplicate: false })
+    expect(d.store.get('kv/a')?.version).toBe(1)
+    // Remembered like any refusal: a further copy gets the same answer.
+    expect(d.apply(first)).toMatchObject({ ok: false, code: 'outcome-unknown', duplicate: true })
+    expect(d.store.get('kv/a')?.version).toBe(1)
   })
 
-  it('forgets the oldest requests beyond dedupMaxBytes, keeping the newest even if alone too big', () => {
+  it('a request first made after the horizon applies, whatever the window forgot before it', () => {
+    const d = new StoreDriver(new StateStore({ dedupMaxEntries: 2 }))
+    for (let i = 0; i < 5; i++) d.put(`kv/${i}`, 'x') // indexes 1..5; forgotten 1..3
+    const fresh = d.command({ type: 'put', key: 'kv/a', value: text('1') }, { base: 3 })
+    expect(d.apply(fresh)).toMatchObject({ ok: true, duplicate: false })
+    const stale = d.command({ type: 'put', key: 'kv/b', value: text('1') }, { base: 3 })
+    d.put('kv/c', 'x')
+    d.put('kv/d', 'x') // forgets index 6 (fresh): horizon 6 > base 3
+    expect(d.apply(stale)).toMatchObject({ ok: false, code: 'outcome-unknown' })
+    expect(d.store.get('kv/b')).toBeNull()
+  })
+
+  it('entries from before the base field keep the count-only window (they were written by older peers)', () => {
+    const d = new StoreDriver(new StateStore({ dedupMaxEntries: 3 }))
+    const legacy = d.command({ type: 'put', key: 'kv/a', value: text('1') }, { base: null })
+    d.apply(legacy)
+    for (let i = 0; i < 3; i++) d.put(`kv/${i}`, 'x')
+    expect(d.apply(legacy)).toMatchObject({ ok: true, duplicate: false })
+  })
+
+  it('past dedupMaxBytes drops the oldest results but still knows the requests; the newest keeps its result even if alone too big', () => {
     const d = new StoreDriver(new StateStore({ dedupMaxBytes: 200 }))
     const small = d.command({ type: 'put', key: 'kv/x', value: text('0') })
     d.apply(small)
@@ -84,8 +112,41 @@ describe('request-id dedup', () => {
     d.run({ type: 'put', key: 'kv/a', value: new Uint8Array(1_000) })
     d.apply(big) // its result holds a 1,000-byte prevKv
     d.store.assertInvariants()
-    expect(d.apply(big)).toMatchObject({ duplicate: true })
-    expect(d.apply(small)).toMatchObject({ duplicate: false })
+    expect(d.apply(big)).toMatchObject({ duplicate: true, ok: true })
+    // small's result is gone, and even its stub is past the byte bound: a copy is refused, not applied.
+    expect(d.apply(small)).toMatchObject({ ok: false, code: 'outcome-unknown' })
+    expect(d.store.get('kv/x')?.version).toBe(1)
+  })
+
+  it('a request whose result was dropped is answered as applied-but-unknown, not applied again', () => {
+    const d = new StoreDriver(new StateStore({ dedupMaxBytes: 580 }))
+    const first = d.command({ type: 'put', key: 'kv/x', value: text('0') })
+    d.apply(first)
+    d.run({ type: 'put', key: 'kv/a', value: new Uint8Array(300) })
+    d.run({ type: 'put', key: 'kv/a', value: text('1'), prevKv: true }) // a 300-byte result: first's result is dropped
+    const replay = d.apply(first)
+    expect(replay).toMatchObject({ ok: false, code: 'outcome-unknown', duplicate: true })
+    expect(replay.ok ? '' : replay.message).toMatch(/applied at index 1/)
+    expect(d.store.get('kv/x')?.version).toBe(1)
+  })
+
+  it('the horizon and dropped results survive a snapshot', () => {
+    const d = new StoreDriver(new StateStore({ dedupMaxEntries: 3, dedupMaxBytes: 580 }))
+    const forgotten = d.command({ type: 'put', key: 'kv/f', value: text('0') })
+    d.apply(forgotten)
+    const stubbed = d.command({ type: 'put', key: 'kv/s', value: text('0') })
+    d.apply(stubbed)
+    d.run({ type: 'put', key: 'kv/a', value: new Uint8Array(300) })
+    d.run({ type: 'put', key: 'kv/a', value: text('1'), prevKv: true })
+    const restored = StateStore.restore(d.store.snapshot())
+    if (!restored.ok) throw new Error(restored.message)
+    const s = restored.store
+    expect(s.digest()).toBe(d.store.digest())
+    // (The stub first: the refusal of `forgotten` is recorded and pushes the stub out of a 3-entry window.)
+    expect(s.apply(s.appliedIndex + 1, stubbed)).toMatchObject({ ok: false, code: 'outcome-unknown', duplicate: true })
+    expect(s.apply(s.appliedIndex + 1, forgotten)).toMatchObject({ ok: false, code: 'outcome-unknown', duplicate: false })
+    expect(s.get('kv/f')?.version).toBe(1)
+    expect(s.get('kv/s')?.version).toBe(1)
   })
 
   it('the window survives a snapshot', () => {

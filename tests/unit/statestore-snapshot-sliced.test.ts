@@ -12,7 +12,7 @@ import { optionsToList } from '../../storage/statestore/options.ts'
 import type { KeyValue, WatchEvent } from '../../storage/statestore/kv.ts'
 import type { DedupEntry } from '../../storage/statestore/dedup.ts'
 
-/** The format as it was written before slicing: one encode of the whole ten-element array. */
+/** The format as one encode of the whole eleven-element array (what snapshots were before slicing). */
 function wholeEncoding(image: StoreImage): Uint8Array {
   const kv = (k: KeyValue): unknown[] => [k.key, k.value, k.createRevision, k.modRevision, k.version, k.lease]
   const ev = (e: WatchEvent): unknown[] => [e.type, kv(e.kv), e.prevKv ? kv(e.prevKv) : null]
@@ -22,7 +22,8 @@ function wholeEncoding(image: StoreImage): Uint8Array {
     image.kvs.map(kv),
     image.leases.map((l) => [l.id, l.ttlMs, l.owner]),
     image.history.map((h) => [h.revision, h.events.map(ev)]),
-    image.dedup.map((d) => [d.requestId, d.fingerprint, d.result]),
+    image.dedup.map((d) => [d.requestId, d.fingerprint, d.result, d.index]),
+    image.dedupHorizon,
   ])
 }
 
@@ -48,7 +49,7 @@ const keyValue = fc.record({ key: fc.string({ maxLength: 40 }), value: bytes, cr
 const event = fc.record({ type: fc.constantFrom('put' as const, 'delete' as const), kv: keyValue, prevKv: fc.option(keyValue, { nil: undefined }) })
   .map((e): WatchEvent => (e.prevKv === undefined ? { type: e.type, kv: e.kv } : { type: e.type, kv: e.kv, prevKv: e.prevKv }))
 const lease = fc.record({ id: uint, ttlMs: uint, owner: fc.string({ maxLength: 20 }) })
-const dedup = fc.record({ requestId: fc.string({ maxLength: 30 }), fingerprint: fc.string({ maxLength: 30 }), result: bytes })
+const dedup = fc.record({ requestId: fc.string({ maxLength: 30 }), fingerprint: fc.string({ maxLength: 30 }), result: fc.option(bytes, { nil: null }), index: uint })
 // Lengths either side of msgpack's size classes (fixarray < 16 ≤ array 16).
 const many = <T>(arb: fc.Arbitrary<T>): fc.Arbitrary<T[]> => fc.oneof(fc.array(arb, { maxLength: 3 }), fc.array(arb, { minLength: 14, maxLength: 20 }))
 const image: fc.Arbitrary<StoreImage> = fc.record({
@@ -58,6 +59,7 @@ const image: fc.Arbitrary<StoreImage> = fc.record({
   leases: many(lease),
   history: many(fc.record({ revision: uint, events: many(event) })),
   dedup: many(dedup),
+  dedupHorizon: uint,
 })
 
 describe('sliced snapshot encoding', () => {
@@ -74,7 +76,7 @@ describe('sliced snapshot encoding', () => {
     // Either side of the array 16 / array 32 boundary.
     for (const count of [65_535, 65_536]) {
       const leases: LeaseRecord[] = Array.from({ length: count }, (_, i) => ({ id: i + 1, ttlMs: 5000, owner: 'p' }))
-      const img: StoreImage = { options: new StateStore().options, revision: 1, compactRevision: 0, appliedIndex: 1, kvs: [big], leases, history: [], dedup: [] }
+      const img: StoreImage = { options: new StateStore().options, revision: 1, compactRevision: 0, appliedIndex: 1, kvs: [big], leases, history: [], dedup: [], dedupHorizon: 0 }
       const expected = wholeEncoding(img)
       const { bytes: out, steps } = sliced(img, [64 * 1024])
       expect(firstDifference(out, expected)).toBe(-1)
@@ -87,7 +89,7 @@ describe('sliced snapshot encoding', () => {
     // of bounds"), and every snapshot of a store of maximum-size values failed.
     const kvs: KeyValue[] = Array.from({ length: 7 }, (_, i) => ({ key: `v/${i}`, value: new Uint8Array(512 * 1024 - i * 3).fill(i + 1), createRevision: i + 1, modRevision: i + 1, version: 1, lease: 0 }))
     for (const small of [0, 1, 3]) {
-      const img: StoreImage = { options: new StateStore().options, revision: 7, compactRevision: 0, appliedIndex: 7, kvs: [...kvs.slice(0, small).map((k) => ({ ...k, value: k.value.subarray(0, 100) })), ...kvs], leases: [], history: [], dedup: [] }
+      const img: StoreImage = { options: new StateStore().options, revision: 7, compactRevision: 0, appliedIndex: 7, kvs: [...kvs.slice(0, small).map((k) => ({ ...k, value: k.value.subarray(0, 100) })), ...kvs], leases: [], history: [], dedup: [], dedupHorizon: 0 }
       expect(firstDifference(sliced(img, [256 * 1024]).bytes, wholeEncoding(img))).toBe(-1)
     }
   })

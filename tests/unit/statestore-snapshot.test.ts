@@ -108,6 +108,9 @@ describe('corrupt snapshots', () => {
     ['an event at the wrong revision', (p) => { at(p, 8, 0, 1, 0, 1)[3] = 9_999 }],
     ['a duplicated request id', (p) => { const l = at(p, 9); l.push(l[0]) }],
     ['an undecodable remembered result', (p) => { at(p, 9, 0)[2] = new Uint8Array([0xc1]) }],
+    ['a remembered request applied after the snapshot', (p) => { at(p, 9, 0)[3] = 1_000_000 }],
+    ['a dedup horizon after the snapshot', (p) => { p[10] = 1_000_000 }],
+    ['a missing dedup horizon', (p) => { p.pop() }],
     ['an invalid key', (p) => { at(p, 6, 0)[0] = '/bad' }],
     ['a zero option', (p) => { at(p, 2)[0] = 0 }],
     ['a history longer than its bound', (p) => { at(p, 2)[0] = 3 }],
@@ -115,6 +118,21 @@ describe('corrupt snapshots', () => {
   ]
   it.each(edits)('%s is refused', (_name, edit) => {
     expect(StateStore.restore(tamper(edit))).toMatchObject({ ok: false, code: 'corrupt-snapshot' })
+  })
+
+  it('a version 1 snapshot (no dedup horizon) restores, its requests taken as applied at the snapshot index', () => {
+    const d = busyStore()
+    const parts = decode(d.store.snapshot()) as unknown[]
+    const appliedIndex = parts[5] as number
+    const v1 = [...parts.slice(0, 9), at(parts, 9).map((e) => (e as unknown[]).slice(0, 3))]
+    v1[1] = 1
+    const restored = StateStore.restore(encode(v1))
+    if (!restored.ok) throw new Error(restored.message)
+    expect(restored.store.revision).toBe(d.store.revision)
+    // A remembered request still replays; forgetting one moves the horizon to the snapshot index.
+    const parts2 = decode(restored.store.snapshot()) as unknown[]
+    expect(parts2[1]).toBe(2)
+    expect(at(parts2, 9).every((e) => (e as unknown[])[3] === appliedIndex)).toBe(true)
   })
 
   it('never throws on mutated snapshots; whatever restores is consistent', () => {
