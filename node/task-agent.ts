@@ -84,10 +84,11 @@ export class TaskAgentDriver {
 
   constructor(init: TaskAgentInit) {
     this.init = init
-    const now = init.now ?? Date.now
     this.loop = new AgentLoop({
       selfId: init.selfId,
-      nowMs: now,
+      // Deadlines on the monotonic clock; reports and Docker's times on the wall clock (agent.ts).
+      nowMs: () => performance.now(),
+      wallMs: init.now ?? Date.now,
       after: (ms, fn) => {
         setTimeout(fn, ms).unref()
       },

@@ -216,7 +216,14 @@ export class SimCluster {
   setClock(id: string, profile: ClockProfile): void {
     this.count('clock-change')
     this.trace.note(this.scheduler.nowUs, 'fault', `${id} clock drift ${(profile.driftRatio * 100).toFixed(1)}%, timer jitter ${(profile.timerJitterUs / 1000).toFixed(1)} ms`)
-    this.node(id).clock.profile = profile
+    this.node(id).clock.setProfile(profile, this.scheduler.nowUs)
+  }
+
+  /** Steps `id`'s wall clock by `deltaMs` (NTP, an operator); its monotonic clock goes on. */
+  stepWallClock(id: string, deltaMs: number): void {
+    this.count('wall-clock-step')
+    this.trace.note(this.scheduler.nowUs, 'fault', `${id} wall clock steps ${deltaMs >= 0 ? '+' : ''}${(deltaMs / 1000).toFixed(1)} s`)
+    this.node(id).clock.stepWall(deltaMs)
   }
 
   /** Counts `what` once. */

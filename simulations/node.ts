@@ -43,6 +43,7 @@ import type { DiskProfile, SimDisk } from './disk.ts'
 import type { Envelope } from './envelope.ts'
 import { LEASE_TIMER_MS } from './leases.ts'
 import { AUTOPILOT_INTERVAL_MS, NodeMembership } from './membership.ts'
+import type { Member } from '../protocols/gossip/failure-detector.ts'
 import type { Rng } from './random.ts'
 import type { Scheduler } from './scheduler.ts'
 import type { Trace } from './trace.ts'
@@ -261,7 +262,8 @@ export class SimNode {
     this.host = init.host
     this.settings = init.settings
     this.rngs = init.rngs
-    this.runtime = new MemoryRuntime({ identity: { hostId: init.id, hostName: init.id }, now: () => this.nowMs() })
+    // The engine stamps containers with the host's wall clock, as Docker does.
+    this.runtime = new MemoryRuntime({ identity: { hostId: init.id, hostName: init.id }, now: () => this.wallMs() })
     // Changes reach the peer as inputs: queued while it is paused, gone while it is down.
     this.runtime.subscribe((change) => this.input(RAFT, () => {
       this.containers?.onRuntime(change)
@@ -280,9 +282,25 @@ export class SimNode {
     return this.state === 'up' && this.containers !== null && this.containers.converged()
   }
 
-  /** The node's wall clock now, in ms. */
+  /** The node's monotonic clock now, in ms (the daemon's performance.now(): every deadline). */
   nowMs(): number {
     return this.clock.localMs(this.host.scheduler.nowUs)
+  }
+
+  /** The node's wall clock now, in ms (the daemon's Date.now(), which steps: only timestamps and what compares with them). */
+  wallMs(): number {
+    return this.clock.wallMs(this.host.scheduler.nowUs)
+  }
+
+  /**
+   * The failure detector's members with their stateSinceMs on the wall clock: wall time now less
+   * the monotonic time since the change, as Membership.members() gives them to the daemon's
+   * scheduler and leader duties.
+   */
+  private wallMembers(): Member[] {
+    const wall = this.wallMs()
+    const mono = this.nowMs()
+    return this.membership.members().map((m) => ({ ...m, stateSinceMs: wall - (mono - m.stateSinceMs) }))
   }
 
   /** The Raft core's own consistency checks. */
@@ -826,11 +844,12 @@ export class SimNode {
     this.services = new ServiceSide({
       selfId: this.id,
       store: () => this.store,
+      nowMs: () => this.nowMs(),
       // Whole milliseconds, as the daemon's wall clock gives them: task and report times are stored as integers.
-      nowMs: () => Math.floor(this.nowMs()),
+      wallMs: () => Math.floor(this.wallMs()),
       isLeader: () => this.state === 'up' && this.soft.role === 'leader',
       hasLeader: () => this.soft.lead !== null,
-      members: () => this.membership.members(),
+      members: () => this.wallMembers(),
       write: (request, asLeader, onDone) => {
         this.proposeOwn(request, asLeader, (outcome) => this.later(0, () => onDone(outcome.kind === 'applied' ? outcome.result : null)))
       },
@@ -917,10 +936,11 @@ export class SimNode {
     this.duties?.stop()
     this.duties = new LeaderDuties({
       selfId: this.id,
-      nowMs: () => this.nowMs(),
+      // As peer.ts: the wall clock, with member times on it (durations survive a step either way).
+      nowMs: () => this.wallMs(),
       upForMs: () => this.upForMs(),
       raftStatus: () => this.core.status(),
-      members: () => this.membership.members().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: m.stateSinceMs })),
+      members: () => this.wallMembers().map((m) => ({ peerId: m.peerId, state: m.state, stateSinceMs: m.stateSinceMs })),
       containers: () => this.store.range(CONTAINERS_PREFIX).kvs,
       autopilot: this.settings.autopilot,
       propose: (change) => {

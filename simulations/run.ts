@@ -44,6 +44,9 @@ export type Injection =
   | 'scheduler-ignores-liveness'
   | 'agent-no-stop-obsolete'
   | 'rollout-ignores-health'
+  | 'monitor-on-host-clock'
+  | 'agent-wall-clock-deadlines'
+  | 'lock-client-no-deadline'
 
 /** Every injection, with what it breaks. */
 export const INJECTIONS: Readonly<Record<Injection, string>> = {
@@ -54,6 +57,9 @@ export const INJECTIONS: Readonly<Record<Injection, string>> = {
   'scheduler-ignores-liveness': 'the leader\'s scheduler sees every host as alive: it places on dead hosts and reschedules nothing',
   'agent-no-stop-obsolete': 'host agents never stop a container that is no longer its task\'s current instance',
   'rollout-ignores-health': 'rolling updates do not wait for health: every new instance counts as running and stable at once',
+  'monitor-on-host-clock': 'rolling updates time monitor windows on the hosts\' report times (their wall clocks) instead of the leader\'s own clock',
+  'agent-wall-clock-deadlines': 'host agents time back-offs, drains and onDisconnect on the wall clock instead of the monotonic one',
+  'lock-client-no-deadline': 'lock holders keep no session deadline and hold until their own replica shows the lock gone (how `shoal lock` held before issue 11)',
 }
 
 /** What to run. */
@@ -218,6 +224,8 @@ export function runSeed(options: RunOptions): RunResult {
         schedulerIgnoresLiveness: inject.includes('scheduler-ignores-liveness'),
         agentNoStopObsolete: inject.includes('agent-no-stop-obsolete'),
         rolloutIgnoresHealth: inject.includes('rollout-ignores-health'),
+        monitorOnHostClock: inject.includes('monitor-on-host-clock'),
+        agentWallDeadlines: inject.includes('agent-wall-clock-deadlines'),
       },
     },
     raftFaults: inject.includes('count-stale-votes') ? { countStaleTermVotes: true } : undefined,
@@ -233,7 +241,7 @@ export function runSeed(options: RunOptions): RunResult {
   })
   const scheduler = cluster.scheduler
   const history = new History()
-  const workload = new Workload(cluster, history, stream(seed, 'workload'), { ...DEFAULT_WORKLOAD, ...setup.workload }, setup.maxClockDrift ?? 0)
+  const workload = new Workload(cluster, history, stream(seed, 'workload'), { ...DEFAULT_WORKLOAD, ...setup.workload, ...(inject.includes('lock-client-no-deadline') ? { lockClientNoDeadline: true } : {}) }, setup.maxClockDrift ?? 0)
   const api = new ClientApi(cluster)
   const containerWorkload = new ContainerWorkload({
     scheduler,

@@ -13,6 +13,7 @@ import type { WorkloadConfig } from './workload.ts'
 import type { ServiceWorkloadConfig } from './service-workload.ts'
 import type { ServiceSettings } from './services.ts'
 import { TASK_LABEL } from '../runtime/container-labels.ts'
+import { lockHolder } from '../storage/statestore/index.ts'
 
 /** What a scenario's fault plan works with. */
 export interface FaultContext {
@@ -504,6 +505,85 @@ const serviceScaleLossy: Scenario = {
   },
 }
 
+/** The nodes through which lock holders hold their locks now, as the leader's replica (or any running node's) says. */
+function lockHolderNodes(ctx: FaultContext, locks: number): string[] {
+  const source = ctx.cluster.leader() ?? ctx.cluster.node(running(ctx.cluster)[0] ?? ctx.cluster.ids()[0] ?? '')
+  if (source === undefined || source.state !== 'up') return []
+  const nodes = new Set<string>()
+  for (let i = 0; i < locks; i++) {
+    const holder = lockHolder(source.store, `lock${i}`)
+    const owner = holder === null ? undefined : source.store.lease(holder.leaseId)?.owner
+    if (owner !== undefined) nodes.add(owner)
+  }
+  return [...nodes].sort()
+}
+
+/** Lock contention: four clients on two locks, holds longer than the 3 s session TTL. */
+const LOCK_WORKLOAD: Partial<WorkloadConfig> = { clients: 2, lockClients: 4, locks: 2, holdMinMs: 500, holdMaxMs: 5_000 }
+
+const lockHolderFaults: Scenario = {
+  name: 'lock-holder-faults',
+  summary: 'lock holders are cut off from the leader, their peers paused past the session TTL (a GC pause), the leader\'s clock runs fast or slow and wall clocks step; never two holders',
+  faultMs: 20_000,
+  setup: {
+    maxClockDrift: CLOCK_DRIFT_MAX,
+    clock: (_id, rng) => ({ driftRatio: (rng.next() * 2 - 1) * CLOCK_DRIFT_MAX, offsetMs: rng.between(-60_000, 60_000), timerJitterUs: rng.between(0, 10_000) }),
+    workload: LOCK_WORKLOAD,
+  },
+  faults(ctx) {
+    const locks = LOCK_WORKLOAD.locks ?? 1
+    ctx.rounds(1_500, 18_000, () => {
+      const ids = present(ctx.cluster)
+      const holders = lockHolderNodes(ctx, locks)
+      const leader = ctx.cluster.leader()?.id
+      const roll = ctx.rng.next()
+      if (roll < 0.35 && holders.length > 0) {
+        // The holder's peer alone (or, when it leads, with a minority): the other side's leader expires its session.
+        const victim = ctx.rng.pick(holders)
+        const side = victim === leader && ctx.rng.chance(0.5) ? minority(ctx.rng, ids, victim) : [victim]
+        ctx.cluster.partition([side, rest(ids, side)])
+        const holdMs = ctx.rng.between(1_000, 7_000)
+        ctx.at(nowMs(ctx) + holdMs, () => ctx.cluster.heal())
+        return holdMs + ctx.rng.between(300, 1_500)
+      }
+      if (roll < 0.65 && holders.length > 0) {
+        // A pause longer than the TTL: the holder's peer does nothing, then wakes to a world that moved on.
+        const victim = ctx.rng.pick(holders)
+        const pauseMs = ctx.rng.between(1_000, 7_000)
+        ctx.cluster.pause(victim)
+        ctx.at(nowMs(ctx) + pauseMs, () => ctx.cluster.resume(victim))
+        return pauseMs + ctx.rng.between(300, 1_500)
+      }
+      if (roll < 0.85 && leader !== undefined) {
+        // The leader's clock rate changes: a fast one expires sessions early (the holder's margin covers it).
+        ctx.cluster.setClock(leader, { ...ctx.cluster.node(leader).clock.profile, driftRatio: (ctx.rng.chance(0.7) ? 1 : -1) * CLOCK_DRIFT_MAX * (0.5 + ctx.rng.next() / 2) })
+        return ctx.rng.between(1_000, 3_000)
+      }
+      const victim = leader ?? ctx.rng.pick(ids)
+      ctx.cluster.stepWallClock(victim, (ctx.rng.chance(0.5) ? 1 : -1) * ctx.rng.between(1_000, 600_000))
+      return ctx.rng.between(500, 2_000)
+    })
+  },
+}
+
+const wallClockStep: Scenario = {
+  name: 'wall-clock-step',
+  summary: 'services and locks run while wall clocks step by seconds to hours, forwards and backwards, on the leader and the hosts running tasks (monotonic clocks go on)',
+  faultMs: 22_000,
+  setup: { settings: { services: SERVICES } },
+  faults(ctx) {
+    ctx.rounds(4_000, 19_000, () => {
+      const ids = running(ctx.cluster)
+      if (ids.length === 0) return 1_000
+      const pick = ctx.rng.next()
+      const victims = pick < 0.3 ? [ctx.cluster.leader()?.id ?? ctx.rng.pick(ids)] : pick < 0.6 ? [busiest(ctx) ?? ctx.rng.pick(ids)] : pick < 0.8 ? ids : [ctx.rng.pick(ids)]
+      const deltaMs = (ctx.rng.chance(0.5) ? 1 : -1) * (ctx.rng.chance(0.5) ? ctx.rng.between(500, 30_000) : ctx.rng.between(60_000, 7_200_000))
+      for (const id of victims) ctx.cluster.stepWallClock(id, deltaMs)
+      return ctx.rng.between(1_000, 3_000)
+    })
+  },
+}
+
 /** Every named scenario, in the order `all` runs them. */
 export const SCENARIOS: readonly Scenario[] = [
   leaderPartition,
@@ -521,6 +601,8 @@ export const SCENARIOS: readonly Scenario[] = [
   servicePartition,
   serviceRollingUpdateLeaderChange,
   serviceScaleLossy,
+  lockHolderFaults,
+  wallClockStep,
 ]
 
 /** The scenario called `name`, if any. */

@@ -51,9 +51,13 @@ export interface ServiceFaults {
   readonly agentNoStopObsolete: boolean
   /** The rollout does not wait for health: every task of a batch counts as running and stable. */
   readonly rolloutIgnoresHealth: boolean
+  /** Monitor windows are timed on the hosts' report times (their wall clocks), not by the leader. */
+  readonly monitorOnHostClock: boolean
+  /** The agent times its deadlines on the wall clock, as it did before it had a monotonic one. */
+  readonly agentWallDeadlines: boolean
 }
 
-export const NO_SERVICE_FAULTS: ServiceFaults = { schedulerIgnoresLiveness: false, agentNoStopObsolete: false, rolloutIgnoresHealth: false }
+export const NO_SERVICE_FAULTS: ServiceFaults = { schedulerIgnoresLiveness: false, agentNoStopObsolete: false, rolloutIgnoresHealth: false, monitorOnHostClock: false, agentWallDeadlines: false }
 
 /** A committed scheduling decision: a task (re)assigned to `host`, as decided at `decidedUs`. */
 export interface Assignment {
@@ -78,10 +82,14 @@ export interface ServiceObserver {
 export interface ServiceDriver {
   readonly selfId: string
   store(): StateStore
+  /** The monotonic clock (ms): tick spacing and leadership time. */
   nowMs(): number
+  /** The wall clock (ms, whole): what the daemon reads from Date.now(); it may step. */
+  wallMs(): number
   isLeader(): boolean
   /** Whether this peer knows a Raft leader (the agent's leaderlessSinceMs). */
   hasLeader(): boolean
+  /** Members with stateSinceMs on the wall clock (Membership.members()). */
   members(): Member[]
   /** Proposes `request` as this peer's command (`asLeader`: the leader's own); `onDone` hears the applied result, or null. */
   write(request: Request, asLeader: boolean, onDone: (result: ApplyResult | null) => void): void
@@ -126,8 +134,7 @@ export class ServiceSide {
     const d = driver
     const faults = d.faults
     this.scheduler = new SchedulerRounds({
-      // One simulated clock per node (it drifts, it never steps): both clocks read it.
-      wallMs: () => d.nowMs(),
+      wallMs: () => d.wallMs(),
       monotonicMs: () => d.nowMs(),
       isLeader: () => d.isLeader(),
       store: () => d.store(),
@@ -145,13 +152,15 @@ export class ServiceSide {
           ...input,
           hosts: faults.schedulerIgnoresLiveness ? input.hosts.map((h) => ({ ...h, liveness: 'alive' as const })) : input.hosts,
           tasks: faults.rolloutIgnoresHealth ? input.tasks.map(assumeHealthy) : input.tasks,
+          ...(faults.monitorOnHostClock ? { runningSinceMs: undefined } : {}),
         }
       },
       applied: (txn, changes, input) => this.committed(txn, changes, input),
     })
     this.agent = new AgentLoop({
       selfId: d.selfId,
-      nowMs: () => d.nowMs(),
+      nowMs: () => (faults.agentWallDeadlines ? d.wallMs() : d.nowMs()),
+      wallMs: () => d.wallMs(),
       after: (ms, fn) => d.after(ms, fn),
       view: () => {
         const { tasks, services, reported } = readAgentState(d.store(), d.selfId)

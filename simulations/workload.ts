@@ -42,6 +42,8 @@ export interface WorkloadConfig {
   readonly holdMaxMs: number
   /** A waiter gives up after this long. */
   readonly lockWaitMaxMs: number
+  /** Test-only (--inject lock-client-no-deadline): holders keep no deadline and hold until their replica shows the lock gone. */
+  readonly lockClientNoDeadline?: boolean
 }
 
 /** The default workload: four KV clients on three keys, two lock clients on one lock. */
@@ -384,7 +386,7 @@ class Session {
     const status = this.seenStatus
     const hold = this.hold
     if (hold !== null) {
-      if (!this.holder.holds(now / 1000)) return this.release('session deadline passed', this.deadlineUs)
+      if (this.w.settings.lockClientNoDeadline !== true && !this.holder.holds(now / 1000)) return this.release('session deadline passed', this.deadlineUs)
       if (status === null) return this.release(`${this.node} is down`)
       if (status.state !== 'held') return this.release('lost the lock')
     } else {
@@ -423,7 +425,7 @@ class Session {
     if (this.over) return
     const hold = this.hold
     if (hold !== null) {
-      hold.toUs = Math.min(atUs, this.deadlineUs)
+      hold.toUs = this.w.settings.lockClientNoDeadline === true ? atUs : Math.min(atUs, this.deadlineUs)
       hold.endedBy = why
       this.hold = null
       this.w.note(`${this.client} stops holding ${this.lock} (${why})`)

@@ -1,9 +1,12 @@
 /**
  * The host agent's deciding core (issue 12): every peer runs one, for the tasks the leader's
- * scheduler assigned to its own host. Pure: no clock, I/O or randomness; time comes in as
- * `nowMs` (this host's wall clock, so the observations it reports carry comparable times),
- * and the core only ever compares `nowMs` values with each other and with the engine's
- * container times. It runs in the daemon (node/task-agent.ts) and, unchanged, in the simulator.
+ * scheduler assigned to its own host. Pure: no clock, I/O or randomness; time comes in as two
+ * readings. `nowMs` is the monotonic clock: every deadline (back-off, drain, onDisconnect) is
+ * timed on it, so a wall-clock step (NTP, an operator, a VM resumed) neither fires them at once
+ * nor holds them for the size of the step. `wallMs` is this host's wall clock: the reports carry
+ * it, and the engine's own container times (wall clock too) are turned into monotonic ones by
+ * their age when first seen. It runs in the daemon (node/task-agent.ts) and, unchanged, in the
+ * simulator.
  *
  * One call, `step(input) → actions`, with the whole view of this host: its tasks, the
  * service records, the runtime's containers, what it has reported, and which actions are
@@ -52,7 +55,10 @@ export const REPORT_ERROR_MAX_CHARS = 1024
 
 export interface AgentInput {
   readonly selfId: string
+  /** The monotonic clock (ms): deadlines. */
   readonly nowMs: number
+  /** This host's wall clock (ms): report times, and the engine's container times are read against it. */
+  readonly wallMs: number
   /** Every task whose host is this peer, or whose previous.host is this peer (observed: null; what this host reported is in `reported`). */
   readonly tasks: readonly Task[]
   readonly services: ReadonlyMap<string, ServiceRecord>
@@ -127,6 +133,15 @@ export function taskOfContainer(c: Pick<Container, 'labels'>): TaskLabel | null 
   if (!Number.isSafeInteger(generation)) return null
   // The service label must agree: a task label copied onto another service's container is not ours.
   return serviceOf(c) === service && c.labels[SERVICE_LABEL] !== undefined ? { service, slot, generation } : null
+}
+
+/**
+ * An engine time (RFC 3339, this host's wall clock) on the monotonic clock: now less its age on
+ * the wall clock (never in the future); now when the engine gave none.
+ */
+function monotonicOf(input: Pick<AgentInput, 'nowMs' | 'wallMs'>, engineTime: string | undefined): number {
+  const wall = parseEngineTimeMs(engineTime)
+  return wall === null ? input.nowMs : input.nowMs - Math.max(0, input.wallMs - wall)
 }
 
 /** Wait before restart attempt `attempt` (1 = the first): delayMs·2^(attempt−1), capped, at least the minimum. */
@@ -239,9 +254,9 @@ export class TaskAgent {
   private readonly memos = new Map<string, TaskMemo>()
   /** Containers leaving (obsolete, or their task shut down): since when, for the drain. */
   private readonly leavingSince = new Map<string, number>()
-  /** Exited containers without an engine exit time: when first seen exited. */
+  /** Exited containers: when they exited, on the monotonic clock (the engine's time by its age when first seen). */
   private readonly exitSeen = new Map<string, number>()
-  /** Running containers without an engine start time: when first seen running. */
+  /** Running containers: when they started, on the monotonic clock (likewise). */
   private readonly upSeen = new Map<string, number>()
   /** Containers this agent stopped because the leader was gone too long (onDisconnect stop). */
   private readonly disconnectStopped = new Set<string>()
@@ -359,7 +374,7 @@ export class TaskAgent {
     const err = error === null ? undefined : clip(error)
     const prev = ctx.input.reported.get(key)
     if (prev !== undefined && prev.generation === t.generation && prev.state === state && prev.containerId === containerId && prev.error === err) return
-    const sinceMs = prev !== undefined && prev.generation === t.generation && prev.state === state ? prev.sinceMs : ctx.input.nowMs
+    const sinceMs = prev !== undefined && prev.generation === t.generation && prev.state === state ? prev.sinceMs : ctx.input.wallMs
     const observed: Observed = {
       generation: t.generation, state, sinceMs: Math.max(0, sinceMs),
       ...(containerId === undefined ? {} : { containerId }),
@@ -464,7 +479,7 @@ export class TaskAgent {
         this.disconnectStopped.delete(c.id)
         memo.waiting = null
         memo.outcome = null
-        const startedMs = parseEngineTimeMs(c.startedAt) ?? this.upSeen.get(c.id) ?? input.nowMs
+        const startedMs = this.upSeen.get(c.id) ?? monotonicOf(input, c.startedAt)
         this.upSeen.set(c.id, startedMs)
         if (input.nowMs - startedMs > Math.max(policy.windowMs, RESTART_RESET_FLOOR_MS)) memo.attempts = 0
         const state: ObservedState = c.health === 'starting' ? 'starting' : c.health === 'unhealthy' ? 'unhealthy' : 'running'
@@ -536,18 +551,22 @@ export class TaskAgent {
       this.report(ctx, t, 'pending', c.id, null)
       return
     }
-    const exitMs = parseEngineTimeMs(c.finishedAt) ?? this.exitSeen.get(c.id) ?? input.nowMs
-    if (c.finishedAt === undefined || parseEngineTimeMs(c.finishedAt) === null) this.exitSeen.set(c.id, exitMs)
+    // The engine's exit time names the exit (a wall time: stable across steps); the back-off runs
+    // on the monotonic clock from the exit as first seen (now less its age on the wall clock then).
+    const engineExitMs = parseEngineTimeMs(c.finishedAt)
+    const exitMs = this.exitSeen.get(c.id) ?? monotonicOf(input, c.finishedAt)
+    this.exitSeen.set(c.id, exitMs)
     if (record === undefined) {
       this.report(ctx, t, 'pending', c.id, `${exitText(c)}; service ${t.service} has no readable record at services/${t.service}, so it is not restarted`)
       return
     }
-    const exitKey = `${c.id}@${exitMs}`
+    const exitKey = `${c.id}@${engineExitMs ?? `seen ${exitMs}`}`
     if (memo.countedExit !== exitKey) {
       memo.countedExit = exitKey
       memo.outcome = null
+      // How long it ran, on the engine's own clock: both times are its.
       const startedMs = parseEngineTimeMs(c.startedAt)
-      if (startedMs !== null && exitMs - startedMs > Math.max(policy.windowMs, RESTART_RESET_FLOOR_MS)) memo.attempts = 0
+      if (startedMs !== null && engineExitMs !== null && engineExitMs - startedMs > Math.max(policy.windowMs, RESTART_RESET_FLOOR_MS)) memo.attempts = 0
       const success = c.exitCode === 0
       if (policy.condition === 'none') {
         memo.outcome = success ? { state: 'complete' } : { state: 'failed', error: `${exitText(c)} (restart condition none)` }

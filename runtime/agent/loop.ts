@@ -19,8 +19,10 @@ import { InFlight, TASK_AGENT_DEBOUNCE_MS, TASK_AGENT_ENGINE_CONCURRENCY, TASK_A
 /** What the loop reads and does through its caller. */
 export interface AgentLoopEnv {
   readonly selfId: string
-  /** The clock the core reads (see agent.ts for which). */
+  /** The monotonic clock (performance.now() in the daemon): deadlines, in-flight expiry, the wake timer. */
   nowMs(): number
+  /** This host's wall clock (Date.now()): what reports carry and engine times are read against (agent.ts). */
+  wallMs(): number
   /** Runs `fn` once after `ms` (a timer in the daemon, an event in the simulator). */
   after(ms: number, fn: () => void): void
   /** This host's view: its replica's tasks, services and reports, the runtime's containers, DNS for tasks, the drain. */
@@ -110,7 +112,7 @@ export class AgentLoop {
     else this.leaderlessSinceMs ??= nowMs
     let actions: AgentAction[]
     try {
-      actions = this.agent.step({ ...env.view(), selfId: env.selfId, nowMs, leaderlessSinceMs: this.leaderlessSinceMs, busy: this.inFlight.busy })
+      actions = this.agent.step({ ...env.view(), selfId: env.selfId, nowMs, wallMs: env.wallMs(), leaderlessSinceMs: this.leaderlessSinceMs, busy: this.inFlight.busy })
     } catch (err) {
       if (env.stepFailed === undefined) throw err
       env.stepFailed(err)

@@ -12,7 +12,7 @@ import { CONTAINERS_PREFIX, HOSTS_PREFIX, SERVICES_PREFIX, type StateStore, type
 import { reconcile, type Change, type ReconcileInput } from './reconcile.ts'
 import { changeTxns } from './proposals.ts'
 import { readSchedulerState, schedulerHosts, type MemberLiveness } from './state.ts'
-import { HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX } from './task.ts'
+import { HOST_AVAILABILITY_PREFIX, SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, taskId, type Task } from './task.ts'
 
 /** How often the leader reconsiders without a store change (grace periods, monitor windows, delays). */
 export const SCHEDULER_TICK_MS = 250
@@ -62,6 +62,8 @@ export class SchedulerRounds {
   private stopped = false
   /** When this peer last became leader (monotonic): hosts it has not heard of count as dead from then. */
   private leaderSinceMono: number | null = null
+  /** When this leader first saw each instance (taskId) reported running, on its monotonic clock. */
+  private runningSeen = new Map<string, number>()
 
   constructor(env: SchedulerLoopEnv) {
     this.env = env
@@ -72,6 +74,7 @@ export class SchedulerRounds {
     if (this.stopped) return
     if (!this.env.isLeader()) {
       this.leaderSinceMono = null
+      this.runningSeen.clear()
       return
     }
     if (this.running) {
@@ -86,6 +89,26 @@ export class SchedulerRounds {
         this.env.after(0, () => this.kick())
       }
     })
+  }
+
+  /**
+   * Since when each running instance has run, timed by this leader: wall time now less the
+   * monotonic time since it first saw the report. A monitor window then holds whatever the
+   * hosts' wall clocks say or do (they differ, and step); a new leader times every instance
+   * afresh, so it waits a whole window at most once more.
+   */
+  private timeRunning(tasks: readonly Task[], wallNow: number, monoNow: number): Map<string, number> {
+    const seen = new Map<string, number>()
+    const out = new Map<string, number>()
+    for (const t of tasks) {
+      if (t.observed === null || t.observed.generation !== t.generation || t.observed.state !== 'running') continue
+      const id = taskId(t)
+      const since = this.runningSeen.get(id) ?? monoNow
+      seen.set(id, since)
+      out.set(id, Math.round(wallNow - (monoNow - since)))
+    }
+    this.runningSeen = seen
+    return out
   }
 
   /** This life ends: no more rounds or proposals. */
@@ -105,6 +128,7 @@ export class SchedulerRounds {
       services: state.services, statuses: state.statuses, tasks: state.tasks,
       hosts: schedulerHosts(state, env.members(), leaderSinceMs),
       containers: state.containers, nowMs, deadGraceMs: env.rescheduleGraceMs,
+      runningSinceMs: this.timeRunning(state.tasks, nowMs, env.monotonicMs()),
     }
     const input = env.adjust?.(plain) ?? plain
     // Containers of dead hosts are marked lost by the autopilot's lost-marking, on its own grace.

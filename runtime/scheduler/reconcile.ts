@@ -24,7 +24,7 @@ import { TASK_LABEL } from '../container-labels.ts'
 import { capacityReason, feasibleHosts, infeasibleReason, staticReason, Usage, type SchedHost } from './feasible.ts'
 import { bestHost, rankHosts } from './rank.ts'
 import { instanceHash, rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'
-import { compareTasks, taskKey, type ServiceStatus, type Task, type UpdateState } from './task.ts'
+import { compareTasks, taskId, taskKey, type ServiceStatus, type Task, type UpdateState } from './task.ts'
 
 export interface ReconcileInput {
   readonly services: readonly ServiceRecord[]
@@ -36,6 +36,13 @@ export interface ReconcileInput {
   readonly nowMs: number
   /** How long a host must stay dead before its tasks are placed elsewhere. */
   readonly deadGraceMs: number
+  /**
+   * Since when each running instance (by taskId) has run as this leader timed it (wall ms: now
+   * less the monotonic time since it first saw the report; SchedulerRounds). Monitor windows are
+   * measured on it, not on the host's report time: hosts' wall clocks differ and step. An
+   * instance missing here counts from its report.
+   */
+  readonly runningSinceMs?: ReadonlyMap<string, number>
 }
 
 /** Task writes carry the whole new record and its key. */
@@ -92,7 +99,7 @@ export function reconcile(input: ReconcileInput): Change[] {
 
   for (const spec of services) {
     const own = tasks.filter((t) => t.service === spec.name)
-    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, changes, status: statusByName.get(spec.name) ?? null, instance: instanceHash(spec), containers: input.containers }
+    const ctx: Ctx = { spec, hosts, hostById, gone, usage, nowMs: input.nowMs, runningSinceMs: input.runningSinceMs, changes, status: statusByName.get(spec.name) ?? null, instance: instanceHash(spec), containers: input.containers }
     if (spec.mode === 'global') reconcileGlobal(ctx, own)
     else reconcileReplicated(ctx, own)
   }
@@ -106,6 +113,7 @@ interface Ctx {
   readonly gone: (id: string) => boolean
   readonly usage: Usage
   readonly nowMs: number
+  readonly runningSinceMs: ReadonlyMap<string, number> | undefined
   readonly changes: Change[]
   readonly status: ServiceStatus | null
   /** instanceHash of the spec: what current instances run. */
@@ -131,9 +139,16 @@ function runningHealthy(t: Task): boolean {
   return observedState(t) === 'running'
 }
 
+/** Since when `t` runs healthy (the leader's timing when it has one), or null. */
+function runningSince(ctx: Pick<Ctx, 'runningSinceMs'>, t: Task): number | null {
+  if (!runningHealthy(t) || t.observed === null) return null
+  return ctx.runningSinceMs?.get(taskId(t)) ?? t.observed.sinceMs
+}
+
 /** Running and healthy for at least `monitorMs`. */
-function stable(t: Task, monitorMs: number, nowMs: number): boolean {
-  return runningHealthy(t) && t.observed !== null && nowMs - t.observed.sinceMs >= monitorMs
+function stable(ctx: Pick<Ctx, 'runningSinceMs' | 'nowMs'>, t: Task, monitorMs: number): boolean {
+  const since = runningSince(ctx, t)
+  return since !== null && ctx.nowMs - since >= monitorMs
 }
 
 /** Whether an older instance of `t`'s slot still runs on a host that is not gone (by its `shoal.task` label). */
@@ -386,8 +401,8 @@ function rollout(ctx: Ctx, liveIn: readonly Task[], cfg: UpdateConfig, rollingBa
   // A batch is done once its old instances are down too: a retired start-first instance drains and
   // stops after its replacement is healthy, and the next batch waits for that, so no more than
   // `parallelism` extra instances ever run (found by the simulator, service-rolling-update-leader-change seed 14).
-  const inFlight = batch.filter((t) => !failedState(t) && (!stable(t, cfg.monitorMs, nowMs) || olderInstanceRunning(ctx, t)))
-  const lastDone = batch.reduce((m, t) => Math.max(m, t.observed === null ? 0 : t.observed.sinceMs + cfg.monitorMs), 0)
+  const inFlight = batch.filter((t) => !failedState(t) && (!stable(ctx, t, cfg.monitorMs) || olderInstanceRunning(ctx, t)))
+  const lastDone = batch.reduce((m, t) => Math.max(m, t.observed === null ? 0 : (runningSince(ctx, t) ?? t.observed.sinceMs) + cfg.monitorMs), 0)
   const ready = inFlight.length === 0 && (batch.length === 0 || nowMs >= lastDone + cfg.delayMs)
   if (outdated.length > 0) {
     setStatus(ctx, active, message, rebalance)

@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/processes.ts'
+import { SCENARIOS } from '../../simulations/scenarios.ts'
 
 interface SimulateJson {
   scenario: string
@@ -30,7 +31,7 @@ describe('shoal simulate', () => {
     const ja = parse(a.stdout)
     const jb = parse(b.stdout)
     expect(Object.keys(ja).slice(0, 8)).toEqual(['scenario', 'nodes', 'runs', 'violations', 'failures', 'simulatedMs', 'wallMs', 'digest'])
-    expect(ja).toMatchObject({ scenario: 'all', nodes: 5, runs: 15, violations: 0, failures: [] })
+    expect(ja).toMatchObject({ scenario: 'all', nodes: 5, runs: SCENARIOS.length, violations: 0, failures: [] })
     expect(ja.digest).toMatch(/^[0-9a-f]{16}$/)
     expect(jb.digest).toBe(ja.digest)
     expect(jb.simulatedMs).toBe(ja.simulatedMs)

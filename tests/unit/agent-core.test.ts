@@ -34,7 +34,9 @@ function instance(cid: string, id: string, state: Container['state'] = 'running'
 /** One host: its containers, its reported task states, the tasks and services the replica holds. */
 class Host {
   agent = new TaskAgent()
+  /** The monotonic clock; the wall clock is it plus every step (stepWall). */
   nowMs = T0
+  wallStepMs = 0
   tasks: Task[] = []
   services = new Map<string, ServiceRecord>()
   containers = new Map<string, Container>()
@@ -58,7 +60,7 @@ class Host {
 
   input(): AgentInput {
     return {
-      selfId: SELF, nowMs: this.nowMs, tasks: this.tasks, services: this.services,
+      selfId: SELF, nowMs: this.nowMs, wallMs: this.wallMs, tasks: this.tasks, services: this.services,
       containers: [...this.containers.values()], reported: this.reported, dns: this.dns,
       leaderlessSinceMs: this.leaderlessSinceMs, drainMs: this.drainMs, busy: this.busy,
     }
@@ -89,6 +91,16 @@ class Host {
     return this.step()
   }
 
+  /** The wall clock now: the engine stamps its containers with it. */
+  get wallMs(): number {
+    return this.nowMs + this.wallStepMs
+  }
+
+  /** NTP or an operator steps the wall clock; the monotonic clock goes on. */
+  stepWall(ms: number): void {
+    this.wallStepMs += ms
+  }
+
   add(c: Container): Container {
     this.containers.set(c.id, c)
     return c
@@ -97,7 +109,7 @@ class Host {
   exit(cid: string, exitCode: number, over: Partial<Container> = {}): void {
     const c = this.containers.get(cid)
     if (c === undefined) throw new Error(`no container ${cid}`)
-    this.containers.set(cid, { ...c, state: 'exited', exitCode, finishedAt: iso(this.nowMs), ...over })
+    this.containers.set(cid, { ...c, state: 'exited', exitCode, finishedAt: iso(this.wallMs), ...over })
   }
 
   byTask(id: string): Container[] {
@@ -116,14 +128,14 @@ class Host {
           return
         }
         const id = `c${++this.serial}`
-        this.add({ id, name: a.spec.name, image: a.spec.image, host: SELF, hostName: SELF, ips: [], ports: [], labels: { ...a.spec.labels }, state: 'running', startedAt: iso(this.nowMs) })
+        this.add({ id, name: a.spec.name, image: a.spec.image, host: SELF, hostName: SELF, ips: [], ports: [], labels: { ...a.spec.labels }, state: 'running', startedAt: iso(this.wallMs) })
         return
       }
       case 'start': {
         const c = this.containers.get(a.containerId)
         if (c === undefined) throw new Error(`start of missing ${a.containerId}`)
         const { exitCode: _e, finishedAt: _f, ...rest } = c
-        this.containers.set(c.id, { ...rest, state: 'running', startedAt: iso(this.nowMs) })
+        this.containers.set(c.id, { ...rest, state: 'running', startedAt: iso(this.wallMs) })
         return
       }
       case 'stop': {
@@ -383,6 +395,44 @@ describe('restart policy', () => {
     h.add(instance('c1', 'web.1.1', 'exited', { exitCode: 1, startedAt: iso(T0 - 9000), finishedAt: iso(T0 - 4000) }))
     expect(engineOps(h.step())).toEqual([])
     expect(engineOps(h.advance(1000))).toEqual(['start c1'])
+  })
+
+  it('a wall-clock step either way neither holds nor hastens a back-off, and the exit is counted once', () => {
+    // Before the monotonic clock, the back-off ran on the wall clock from the engine's exit time:
+    // a step back of an hour held the restart for an hour (found by the simulator, wall-clock-step).
+    for (const stepMs of [-3_600_000, 3_600_000]) {
+      const h = new Host([service({ name: 'web', restart: { condition: 'any', delayMs: 1000 } })], [mine(1)])
+      h.settle()
+      h.exit('c1', 3)
+      h.step()
+      h.stepWall(stepMs)
+      expect(engineOps(h.advance(999))).toEqual([])
+      expect(h.agent.attempts('web.1.1')).toBe(1)
+      expect(engineOps(h.advance(1))).toEqual(['start c1'])
+    }
+  })
+
+  it('a wall-clock step does not hasten or hold a drain', () => {
+    for (const stepMs of [-3_600_000, 3_600_000]) {
+      const h = new Host([service({ name: 'web', stopGracePeriodMs: 2500 })], [])
+      h.add(instance('gone', 'web.3.1'))
+      h.step()
+      h.stepWall(stepMs)
+      expect(engineOps(h.advance(999))).toEqual([])
+      expect(engineOps(h.advance(1))).toEqual(['stop gone'])
+    }
+  })
+
+  it('reports carry the wall clock, and keep their time while the state holds across a step', () => {
+    const h = new Host([service({ name: 'web' })], [mine(1)])
+    h.settle()
+    expect(h.state(1)).toMatchObject({ state: 'running', sinceMs: T0 })
+    h.stepWall(-60_000)
+    h.advance(10)
+    expect(h.state(1)).toMatchObject({ state: 'running', sinceMs: T0 })
+    h.exit('c1', 1)
+    h.step()
+    expect(h.state(1)).toMatchObject({ state: 'pending', sinceMs: T0 + 10 - 60_000 })
   })
 
   it('gives up after maxAttempts restarts: failed, with the reason, and nothing restarted', () => {

@@ -29,6 +29,14 @@ function expectReplays(r: RunResult, inject: Injection): void {
 const RAFT_SAFETY: readonly CheckerName[] = ['election-safety', 'log-matching', 'leader-completeness', 'state-machine-safety', 'commit-agreement', 'core-assertion']
 
 describe('broken variants are caught', () => {
+  it('lock-client-no-deadline: a holder cut off from the leader holds on after its session expired and the lock went on', () => {
+    const r = firstFailing('lock-holder-faults', 'lock-client-no-deadline', 30)
+    expect(r, 'no lock-holder-faults seed in 1..30 caught lock-client-no-deadline').toBeDefined()
+    if (r === undefined) return
+    expect(r.violations.map((v) => v.checker)).toContain('lock-safety')
+    expectReplays(r, 'lock-client-no-deadline')
+  })
+
   it('ack-before-fsync: a follower acknowledges entries it then loses in a crash', () => {
     const r = firstFailing('crash-restart', 'ack-before-fsync', 30)
     expect(r, 'no crash-restart seed in 1..30 caught ack-before-fsync').toBeDefined()

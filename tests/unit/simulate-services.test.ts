@@ -102,6 +102,14 @@ describe('service broken variants are caught', () => {
   it('rollout-ignores-health: batches that do not wait for health drop below replicas − parallelism', () => {
     expectCaught('service-scale-lossy', 'rollout-ignores-health', 25, 'rolling-update-bounds')
   }, 120_000)
+
+  it('monitor-on-host-clock: a host whose wall clock stepped ahead holds a rolling update', () => {
+    expectCaught('wall-clock-step', 'monitor-on-host-clock', 15, 'service-convergence')
+  }, 120_000)
+
+  it('agent-wall-clock-deadlines: a wall-clock step back holds an obsolete instance\'s drain', () => {
+    expectCaught('wall-clock-step', 'agent-wall-clock-deadlines', 15, 'service-convergence')
+  }, 120_000)
 })
 
 describe('rollout: a batch is done once its old instances are down', () => {
