@@ -6,7 +6,7 @@
  */
 import { describe, it, expect } from 'vitest'
 import { readdirSync, readFileSync, existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, normalize } from 'node:path'
 import { REPO } from '../helpers/processes.ts'
 
 function tsFiles(dir: string, exclude: RegExp = /$^/): string[] {
@@ -84,4 +84,53 @@ describe('the StateStore core is pure', () => {
     expect(STATESTORE.length).toBeGreaterThan(10)
   })
   it.each(STATESTORE)('%s', (file) => check(file, STATESTORE_FORBIDDEN))
+})
+
+/**
+ * What a core imports runs inside it: a helper that reads the clock would make the core read it
+ * too. So the closure of the cores' value imports (type-only imports vanish at run time) is held
+ * to the rules that keep a run deterministic, however deep: no clock read, timer, randomness or
+ * I/O. (A file listed above is checked there. Reached edges such as MemoryRuntime implement
+ * async interfaces whose promises settle in order, and Date.parse or new Date(ms) only convert.)
+ */
+const REACHED_FORBIDDEN: Array<[RegExp, string]> = [
+  [/\bDate\.now\b|new Date\(\s*\)/, 'a clock (Date.now or new Date())'],
+  ...FORBIDDEN.filter(([, what]) => what !== 'a clock (Date)' && what !== 'asynchrony'),
+]
+
+function valueImports(file: string): string[] {
+  const source = readFileSync(join(REPO, file), 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/\/\/.*$/gm, '')
+  const out: string[] = []
+  for (const m of source.matchAll(/^(?:import|export)\s+(?!type\b)(?:[^'";]*?\sfrom\s+)?['"](\.[^'"]+)['"]/gm)) {
+    const target = m[1]
+    if (target !== undefined) out.push(normalize(join(dirname(file), target)))
+  }
+  return out
+}
+
+function importClosure(roots: readonly string[]): string[] {
+  const seen = new Set<string>(roots)
+  const queue = [...roots]
+  for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+    for (const next of valueImports(file)) {
+      if (seen.has(next)) continue
+      seen.add(next)
+      queue.push(next)
+    }
+  }
+  return [...seen].sort()
+}
+
+const REACHED = importClosure([...CORES, ...STATESTORE]).filter((f) => !CORES.includes(f) && !STATESTORE.includes(f))
+
+describe('what the cores import is pure too', () => {
+  it('the closure is found (the cores import shared helpers)', () => {
+    expect(valueImports('runtime/scheduler/loop.ts')).toContain('storage/statestore/index.ts')
+    expect(valueImports('protocols/raft/index.ts')).toContain('protocols/raft/requests.ts')
+  })
+  it.each(REACHED.length > 0 ? REACHED : ['(none)'])('%s', (file) => {
+    if (file !== '(none)') check(file, REACHED_FORBIDDEN)
+  })
 })
