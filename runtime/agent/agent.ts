@@ -255,9 +255,9 @@ export class TaskAgent {
   /** Containers leaving (obsolete, or their task shut down): since when, for the drain. */
   private readonly leavingSince = new Map<string, number>()
   /** Exited containers: when they exited, on the monotonic clock (the engine's time by its age when first seen). */
-  private readonly exitSeen = new Map<string, number>()
-  /** Running containers: when they started, on the monotonic clock (likewise). */
-  private readonly upSeen = new Map<string, number>()
+  private readonly exitSeen = new Map<string, { readonly engine: string | undefined; readonly ms: number }>()
+  /** Running containers: the engine's start time as read, and when that was on the monotonic clock (likewise). */
+  private readonly upSeen = new Map<string, { readonly engine: string | undefined; readonly ms: number }>()
   /** Containers this agent stopped because the leader was gone too long (onDisconnect stop). */
   private readonly disconnectStopped = new Set<string>()
   /** The earliest time after the last step's `nowMs` at which time alone gives a step something to do. */
@@ -479,8 +479,10 @@ export class TaskAgent {
         this.disconnectStopped.delete(c.id)
         memo.waiting = null
         memo.outcome = null
-        const startedMs = this.upSeen.get(c.id) ?? monotonicOf(input, c.startedAt)
-        this.upSeen.set(c.id, startedMs)
+        // A restart between two steps gives a new engine start time: timed afresh.
+        const seen = this.upSeen.get(c.id)
+        const startedMs = seen !== undefined && seen.engine === c.startedAt ? seen.ms : monotonicOf(input, c.startedAt)
+        this.upSeen.set(c.id, { engine: c.startedAt, ms: startedMs })
         if (input.nowMs - startedMs > Math.max(policy.windowMs, RESTART_RESET_FLOOR_MS)) memo.attempts = 0
         const state: ObservedState = c.health === 'starting' ? 'starting' : c.health === 'unhealthy' ? 'unhealthy' : 'running'
         this.report(ctx, t, state, c.id, null)
@@ -554,8 +556,9 @@ export class TaskAgent {
     // The engine's exit time names the exit (a wall time: stable across steps); the back-off runs
     // on the monotonic clock from the exit as first seen (now less its age on the wall clock then).
     const engineExitMs = parseEngineTimeMs(c.finishedAt)
-    const exitMs = this.exitSeen.get(c.id) ?? monotonicOf(input, c.finishedAt)
-    this.exitSeen.set(c.id, exitMs)
+    const seen = this.exitSeen.get(c.id)
+    const exitMs = seen !== undefined && seen.engine === c.finishedAt ? seen.ms : monotonicOf(input, c.finishedAt)
+    this.exitSeen.set(c.id, { engine: c.finishedAt, ms: exitMs })
     if (record === undefined) {
       this.report(ctx, t, 'pending', c.id, `${exitText(c)}; service ${t.service} has no readable record at services/${t.service}, so it is not restarted`)
       return

@@ -412,6 +412,20 @@ describe('restart policy', () => {
     }
   })
 
+  it('an instance restarted and exited again between two steps waits its back-off from the new exit', () => {
+    const h = new Host([service({ name: 'web', restart: { condition: 'any', delayMs: 1000 } })], [mine(1)])
+    h.settle()
+    h.exit('c1', 3)
+    h.step()
+    expect(engineOps(h.advance(1000))).toEqual(['start c1'])
+    h.nowMs += 5000 // it runs, unseen, then exits again
+    h.exit('c1', 3)
+    expect(engineOps(h.step())).toEqual([])
+    expect(h.state(1)?.error).toBe('exited with code 3; restart 2 in 2s')
+    expect(engineOps(h.advance(1999))).toEqual([])
+    expect(engineOps(h.advance(1))).toEqual(['start c1'])
+  })
+
   it('a wall-clock step does not hasten or hold a drain', () => {
     for (const stepMs of [-3_600_000, 3_600_000]) {
       const h = new Host([service({ name: 'web', stopGracePeriodMs: 2500 })], [])
