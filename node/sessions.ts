@@ -30,10 +30,13 @@ import {
   isValidLockName,
   isValidLeaseId,
   renewalBatches,
+  renewAsLeader,
+  RenewalRequests,
   LEASE_TTL_MIN_MS,
   LEASE_TTL_MAX_MS,
   type ApplyResult,
   type Command,
+  type RenewReply,
 } from '../storage/statestore/index.ts'
 import { FramedChannel } from '../protocols/framed-channel.ts'
 import type { KvService } from './kv-service.ts'
@@ -66,11 +69,6 @@ export type LockEvent =
   | { state: 'acquired'; lease: number; token: number; key: string }
   | { state: 'lost'; lease: number; reason: string }
 
-/** The leader's answer to a renewal request. */
-export type RenewReply =
-  | { readonly ok: true; readonly renewed: number[]; readonly refused: { id: number; code: 'lease-not-found' | 'lease-expired' }[] }
-  | { readonly ok: false; readonly reason: string }
-
 type Frame =
   | { t: 'renew'; id: number; leases: number[] }
   | ({ t: 'renewed'; id: number } & RenewReply)
@@ -98,19 +96,13 @@ interface HeldLease {
   readonly holder: LeaseHolder
 }
 
-interface PendingRenewal {
-  readonly to: string
-  readonly deadlineMs: number
-  readonly resolve: (r: RenewReply) => void
-}
-
 export class Sessions {
   private readonly init: SessionsInit
   private readonly leases = new LeaseKeeper()
   private readonly held = new Map<number, HeldLease>()
-  private readonly pending = new Map<number, PendingRenewal>()
+  /** Renewal requests waiting on the leader (the simulator runs the same table). */
+  private readonly pending = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
   private readonly channel: FramedChannel
-  private counter = 0
   private timer: ReturnType<typeof setInterval> | null = null
   private lastExpiryScanMs = Number.NEGATIVE_INFINITY
   /**
@@ -177,8 +169,7 @@ export class Sessions {
     this.timer = null
     this.stopLockWatch?.()
     this.stopLockWatch = null
-    for (const p of this.pending.values()) p.resolve({ ok: false, reason: 'this peer is stopping' })
-    this.pending.clear()
+    this.pending.dropAll('this peer is stopping')
     this.channel.stop().catch((err: unknown) => this.init.log.debug(`leases channel stop: ${String(err)}`))
   }
 
@@ -368,11 +359,9 @@ export class Sessions {
     if (this.isLeader()) return this.renewAsLeader(this.init.selfId, ids)
     const lead = this.init.raft.status().lead
     if (lead === null) return Promise.resolve({ ok: false, reason: 'no leader: an election is running or a quorum is unreachable' })
-    if (this.pending.size >= RENEW_PENDING_MAX) return Promise.resolve({ ok: false, reason: 'too many renewals in flight on this peer' })
-    const id = ++this.counter
     return new Promise((resolve) => {
-      this.pending.set(id, { to: lead, deadlineMs: monotonicMs() + RENEW_TIMEOUT_MS, resolve })
-      this.channel.send(lead, encodeFrame({ t: 'renew', id, leases: ids }))
+      const id = this.pending.start(lead, monotonicMs(), resolve)
+      if (id !== null) this.channel.send(lead, encodeFrame({ t: 'renew', id, leases: ids }))
     })
   }
 
@@ -383,15 +372,13 @@ export class Sessions {
    */
   private async renewAsLeader(from: string, ids: number[]): Promise<RenewReply> {
     if (!this.isLeader()) return { ok: false, reason: 'not the leader' }
+    let why = ''
     try {
       await this.init.raft.linearizableRead()
     } catch (err) {
-      return { ok: false, reason: `leadership not confirmed (${err instanceof Error ? err.message : String(err)})` }
+      why = `leadership not confirmed (${err instanceof Error ? err.message : String(err)})`
     }
-    const now = monotonicMs()
-    if (!this.followRole(now)) return { ok: false, reason: 'leadership moved during the renewal' }
-    const out = this.leases.renew(this.init.machine.store, from, ids, now)
-    return out === null ? { ok: false, reason: 'the leader is taking office' } : { ok: true, ...out }
+    return renewAsLeader(this.leases, this.init.machine.store, from, ids, why === '', this.isLeader(), monotonicMs(), why)
   }
 
   private onFrame(from: string, bytes: Uint8Array): string | null {
@@ -402,23 +389,15 @@ export class Sessions {
       void this.renewAsLeader(from, frame.leases).then((reply) => this.channel.send(from, encodeFrame({ t: 'renewed', id: frame.id, ...reply })))
       return null
     }
-    const p = this.pending.get(frame.id)
-    // Only the peer asked may answer: anyone else's answer would be a forged confirmation.
-    if (p === undefined || p.to !== from) return null
-    this.pending.delete(frame.id)
-    const { t: _t, id: _id, ...reply } = frame
-    p.resolve(reply)
+    const { t: _t, id, ...reply } = frame
+    this.pending.answer(from, id, reply)
     return null
   }
 
   private onTimer(): void {
     const now = monotonicMs()
     const leader = this.followRole(now)
-    for (const [id, p] of this.pending) {
-      if (now < p.deadlineMs) continue
-      this.pending.delete(id)
-      p.resolve({ ok: false, reason: `the leader did not answer within ${RENEW_TIMEOUT_MS} ms` })
-    }
+    this.pending.tick(now)
     this.renewDue(now)
     if (leader && now - this.lastExpiryScanMs >= EXPIRY_SCAN_MS) {
       this.lastExpiryScanMs = now

@@ -3,14 +3,15 @@
 
 import type { Message } from '../protocols/raft/index.ts'
 import type { SwimMessage } from '../protocols/gossip/failure-detector.ts'
+import type { RenewReply } from '../storage/statestore/index.ts'
 
 /** One message on the simulated network. */
 export type Envelope =
   | { readonly kind: 'raft'; readonly message: Message }
   | { readonly kind: 'swim'; readonly message: SwimMessage }
-  /** Renew lease `leaseId` (owned by the sender); answered with 'keepalive-ack' tagged `id`. */
-  | { readonly kind: 'keepalive'; readonly id: number; readonly leaseId: number }
-  | { readonly kind: 'keepalive-ack'; readonly id: number; readonly ok: boolean }
+  /** Renew `leases` (owned by the sender), as sessions.ts's 'renew' frame; answered with 'keepalive-ack' tagged `id`. */
+  | { readonly kind: 'keepalive'; readonly id: number; readonly leases: readonly number[] }
+  | { readonly kind: 'keepalive-ack'; readonly id: number; readonly reply: RenewReply }
 
 /** A small numeric code per envelope, for the trace digest. */
 export function envelopeCode(e: Envelope): number {
@@ -38,9 +39,9 @@ export function envelopeName(e: Envelope): string {
     case 'swim':
       return `swim ${e.message.type}`
     case 'keepalive':
-      return `keepalive(lease ${e.leaseId})`
+      return `keepalive(lease ${e.leases.join(',')})`
     case 'keepalive-ack':
-      return `keepalive-ack(${e.ok ? 'ok' : 'refused'})`
+      return `keepalive-ack(${e.reply.ok ? (e.reply.renewed.length > 0 ? 'ok' : 'refused') : 'refused'})`
   }
 }
 

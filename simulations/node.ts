@@ -32,7 +32,7 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, LeaseKeeper, CONTAINERS_PREFIX, decodeCommand, encodeCommand, type ApplyResult, type Command } from '../storage/statestore/index.ts'
+import { StateStore, LeaseKeeper, RenewalRequests, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply } from '../storage/statestore/index.ts'
 import { LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
@@ -153,11 +153,6 @@ export function outcomeUnknown(o: ProposalOutcome): boolean {
   return o.kind === 'timeout' || o.kind === 'lost' || o.kind === 'uncertain'
 }
 
-interface PendingKeepAlive {
-  readonly sentMs: number
-  readonly onDone: (ok: boolean) => void
-}
-
 /** Bound on proposals waiting on one node (raft-node PENDING_PROPOSALS_MAX). */
 const PENDING_PROPOSALS_MAX = 65_536
 /** Bound on linearizable reads waiting on one node (raft-node PENDING_READS_MAX). */
@@ -232,7 +227,8 @@ export class SimNode {
   private membership!: NodeMembership
   private snapshotIndex = 0
   private requests!: PendingRequests<ApplyResult>
-  private keepalives = new Map<number, PendingKeepAlive>()
+  /** Renewals waiting on the leader (node/sessions.ts's table). */
+  private renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
   private stalled: Array<[number, () => void]> = []
   private missedTick = false
   private lazySyncScheduled = false
@@ -386,15 +382,15 @@ export class SimNode {
       return
     }
     this.input(RAFT, () => {
+      const renewed = (reply: RenewReply): void => onDone(reply.ok && reply.renewed.includes(leaseId))
       if (this.soft.role === 'leader') {
-        this.renewAsLeader(this.id, leaseId, onDone)
+        this.renewAsLeader(this.id, [leaseId], renewed)
         return
       }
       const lead = this.soft.lead
-      if (lead === null || this.keepalives.size >= PENDING_KEEPALIVES_MAX) return onDone(false)
-      const id = ++this.counter
-      this.keepalives.set(id, { sentMs: this.nowMs(), onDone })
-      this.host.send(this.id, lead, { kind: 'keepalive', id, leaseId })
+      if (lead === null) return onDone(false)
+      const id = this.renewals.start(lead, this.nowMs(), renewed)
+      if (id !== null) this.host.send(this.id, lead, { kind: 'keepalive', id, leases: [leaseId] })
     })
   }
 
@@ -544,7 +540,7 @@ export class SimNode {
     const now = this.nowMs()
     this.core.tick()
     this.requests.tick(now)
-    this.expireKeepAlives(now)
+    this.renewals.tick(now)
     this.membership.tick(now)
     if (now - this.lastLeaseTimerMs >= LEASE_TIMER_MS) {
       this.lastLeaseTimerMs = now
@@ -576,13 +572,10 @@ export class SimNode {
         this.membership.step(from, e.message, this.nowMs())
         return
       case 'keepalive':
-        this.renewAsLeader(from, e.leaseId, (ok) => this.host.send(this.id, from, { kind: 'keepalive-ack', id: e.id, ok }))
+        this.renewAsLeader(from, e.leases, (reply) => this.host.send(this.id, from, { kind: 'keepalive-ack', id: e.id, reply }))
         return
       case 'keepalive-ack': {
-        const pending = this.keepalives.get(e.id)
-        if (pending === undefined) return
-        this.keepalives.delete(e.id)
-        pending.onDone(e.ok)
+        this.renewals.answer(from, e.id, e.reply)
         return
       }
     }
@@ -593,14 +586,9 @@ export class SimNode {
    * ReadIndex round (etcd's LeaseRenew does the same, ensureLeadership), so a
    * deposed leader cannot stretch a session past what the new leader grants.
    */
-  private renewAsLeader(from: string, leaseId: number, reply: (ok: boolean) => void): void {
-    if (this.soft.role !== 'leader') return reply(false)
-    this.linearizableRead((ok) => {
-      const now = this.nowMs()
-      // As sessions.ts: the clock follows the role at once, so a leader just in office renews too.
-      if (!ok || !this.leases.followRole(this.soft.role === 'leader', now)) return reply(false)
-      reply(this.leases.renew(this.store, from, [leaseId], now)?.renewed.length === 1)
-    })
+  private renewAsLeader(from: string, ids: readonly number[], reply: (r: RenewReply) => void): void {
+    if (this.soft.role !== 'leader') return reply({ ok: false, reason: 'not the leader' })
+    this.linearizableRead((ok) => reply(renewAsLeader(this.leases, this.store, from, ids, ok, this.soft.role === 'leader', this.nowMs())))
   }
 
   /** A forwarded proposal vetted as the daemon vets it (RaftNode.authorizeProposal + StoreMachine.authorizeForwarded). */
@@ -753,15 +741,6 @@ export class SimNode {
     }
   }
 
-  /** Gives up keep-alives the leader did not answer in time. */
-  private expireKeepAlives(now: number): void {
-    for (const [id, k] of this.keepalives) {
-      if (now - k.sentMs >= KEEPALIVE_TIMEOUT_MS) {
-        this.keepalives.delete(id)
-        k.onDone(false)
-      }
-    }
-  }
 
   /** Snapshot every N applied entries, keeping some behind it (RaftNode.maybeSnapshot). */
   private maybeSnapshot(): void {
@@ -891,13 +870,13 @@ export class SimNode {
   /** Everything in memory is gone; waiting clients hear so. */
   private dropEverything(): void {
     this.stopContainers()
-    const keepalives = [...this.keepalives.values()]
-    this.keepalives = new Map()
+    const renewals = this.renewals
+    this.renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
     this.stalled = []
     this.missedTick = false
     this.lazySyncScheduled = false
     this.requests.dropAll()
-    for (const k of keepalives) k.onDone(false)
+    renewals.dropAll('the node stopped')
   }
 
   /** Builds this life's core, store, leases and membership from the disk (RaftNode.start). */
@@ -962,7 +941,7 @@ export class SimNode {
       proposalsMax: PENDING_PROPOSALS_MAX,
       readsMax: PENDING_READS_MAX,
     })
-    this.keepalives = new Map()
+    this.renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
     this.stalled = []
   }
 
