@@ -32,7 +32,8 @@ export class ClientApi {
     this.call(() => {
       const node = this.cluster.node(nodeId)
       // As KvService.write: the command is made (its base read) when the call reaches the node.
-      const data = encodeCommand({ origin: nodeId, requestId, request, base: node.appliedIndex })
+      const base = node.commandBase()
+      const data = encodeCommand({ origin: nodeId, requestId, request, ...(base === undefined ? {} : { base }) })
       node.propose(data, proposalKey(nodeId, requestId), (o) => this.answer(() => onDone(o)))
     })
   }

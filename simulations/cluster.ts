@@ -91,7 +91,7 @@ export class SimCluster {
     const ids = Array.from({ length: config.voters }, (_, i) => `n${i + 1}`)
     const founding = { voters: ids, learners: [] }
     // The founding state machine is the daemon's: an empty store's snapshot at the bootstrap index.
-    const bootstrapData = new StateStore().snapshot()
+    const bootstrapData = new StateStore(config.settings.storeOptions).snapshot()
     for (const id of ids) this.start(id, SimDisk.founding(founding, bootstrapData))
   }
 

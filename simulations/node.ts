@@ -32,7 +32,7 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, LeaseKeeper, RenewalRequests, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply } from '../storage/statestore/index.ts'
+import { StateStore, LeaseKeeper, RenewalRequests, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
 import { LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
@@ -59,12 +59,14 @@ export interface DriverFaults {
   readonly localConsistentReads: boolean
   /** Turn container events into writes one by one, ignoring the runtime's full lists (no reconcile). */
   readonly containerEventsOnly: boolean
+  /** Proposers leave `base` out of their commands: the dedup window has no horizon to refuse a late duplicate by. */
+  readonly proposalsWithoutBase: boolean
   /** The services side's broken variants (simulations/services.ts). */
   readonly services: ServiceFaults
 }
 
 /** No broken variant. */
-export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false, containerEventsOnly: false, services: NO_SERVICE_FAULTS }
+export const NO_DRIVER_FAULTS: DriverFaults = { ackBeforeFsync: false, localConsistentReads: false, containerEventsOnly: false, proposalsWithoutBase: false, services: NO_SERVICE_FAULTS }
 
 /** How every node of a cluster is set up (the daemon's defaults unless a scenario says otherwise). */
 export interface NodeSettings {
@@ -81,6 +83,8 @@ export interface NodeSettings {
   readonly raftFaults: RaftTestingFaults | undefined
   /** Services (scheduler loop, host agents, host records) run only when set. */
   readonly services: ServiceSettings | null
+  /** Bounds of the founding store (history, dedup window); the daemon's defaults unless set. */
+  readonly storeOptions?: Partial<StateStoreOptions>
 }
 
 /** Hooks through which the safety checker watches every node. */
@@ -281,6 +285,11 @@ export class SimNode {
   /** The node's monotonic clock now, in ms (the daemon's performance.now(): every deadline). */
   nowMs(): number {
     return this.clock.localMs(this.host.scheduler.nowUs)
+  }
+
+  /** The `base` of a command this node makes now: its applied index (KvService.write), none in the proposals-without-base variant. */
+  commandBase(): number | undefined {
+    return this.settings.faults.proposalsWithoutBase ? undefined : this.appliedIndex
   }
 
   /** The node's wall clock now, in ms (the daemon's Date.now(), which steps: only timestamps and what compares with them). */
@@ -755,8 +764,8 @@ export class SimNode {
   /** Proposes a command this node originates (lease revokes), answered to nobody. */
   private proposeOwn(request: Command['request'], asLeader: boolean, onDone: (outcome: ProposalOutcome) => void = () => undefined): void {
     const requestId = this.freshId('own')
-    const base = this.appliedIndex
-    const command: Command = asLeader ? { origin: this.id, requestId, asLeader: true, request, base } : { origin: this.id, requestId, request, base }
+    const base = this.commandBase()
+    const command: Command = { origin: this.id, requestId, ...(asLeader ? { asLeader: true } : {}), request, ...(base === undefined ? {} : { base }) }
     const key = proposalKey(this.id, requestId)
     this.proposeData(key, encodeCommand(command), onDone)
   }
@@ -883,7 +892,7 @@ export class SimNode {
   private boot(): void {
     const storage = this.disk.storage
     const snap = storage.snapshot()
-    this.store = snap.metadata.index > 0 ? restoreStore(snap.data, snap.metadata.index) : new StateStore()
+    this.store = snap.metadata.index > 0 ? restoreStore(snap.data, snap.metadata.index) : new StateStore(this.settings.storeOptions)
     this.appliedIndex = snap.metadata.index
     this.snapshotIndex = snap.metadata.index
     this.confState = storage.initialState().confState

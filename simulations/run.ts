@@ -47,6 +47,7 @@ export type Injection =
   | 'monitor-on-host-clock'
   | 'agent-wall-clock-deadlines'
   | 'lock-client-no-deadline'
+  | 'proposals-without-base'
 
 /** Every injection, with what it breaks. */
 export const INJECTIONS: Readonly<Record<Injection, string>> = {
@@ -59,6 +60,7 @@ export const INJECTIONS: Readonly<Record<Injection, string>> = {
   'rollout-ignores-health': 'rolling updates do not wait for health: every new instance counts as running and stable at once',
   'monitor-on-host-clock': 'rolling updates time monitor windows on the hosts\' report times (their wall clocks) instead of the leader\'s own clock',
   'agent-wall-clock-deadlines': 'host agents time back-offs, drains and onDisconnect on the wall clock instead of the monotonic one',
+  'proposals-without-base': 'proposers leave out the index they first proposed at, so a duplicate older than the dedup window applies again',
   'lock-client-no-deadline': 'lock holders keep no session deadline and hold until their own replica shows the lock gone (how `shoal lock` held before issue 11)',
 }
 
@@ -220,6 +222,7 @@ export function runSeed(options: RunOptions): RunResult {
       ackBeforeFsync: inject.includes('ack-before-fsync'),
       localConsistentReads: inject.includes('local-consistent-reads'),
       containerEventsOnly: inject.includes('container-events-only'),
+      proposalsWithoutBase: inject.includes('proposals-without-base'),
       services: {
         schedulerIgnoresLiveness: inject.includes('scheduler-ignores-liveness'),
         agentNoStopObsolete: inject.includes('agent-no-stop-obsolete'),

@@ -260,9 +260,11 @@ const rollingRestart: Scenario = {
 
 const lossyNetwork: Scenario = {
   name: 'lossy-network',
-  summary: 'messages are dropped (2-20%), duplicated, replayed seconds later and delayed by long tails that reorder them, with changing rates',
+  summary: 'messages are dropped (2-20%), duplicated, replayed seconds later and delayed by long tails that reorder them, with changing rates; a dedup window of 32 requests, so replayed proposals outlive it',
   faultMs: 15_000,
-  setup: {},
+  // The daemon remembers 10,000 requests; 32 here let a proposal replayed seconds later arrive
+  // after the window forgot it, which is what its horizon is for (Command.base).
+  setup: { settings: { storeOptions: { dedupMaxEntries: 32 } } },
   faults(ctx) {
     ctx.rounds(500, 15_000, () => {
       if (ctx.rng.chance(0.2)) ctx.cluster.setNetwork(LAN_PROFILE, 'healthy LAN')
