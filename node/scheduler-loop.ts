@@ -22,6 +22,9 @@ export interface SchedulerStats {
   proposed: number
   /** Txns refused because the state moved on meanwhile (decided again next round). */
   conflicts: number
+  /** Changes left out because their record would not read back (a bug), and the last such. */
+  invalid: number
+  lastInvalid: string | null
   lastError: string | null
 }
 

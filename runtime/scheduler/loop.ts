@@ -51,11 +51,14 @@ export interface SchedulerLoopStats {
   proposed: number
   /** Txns refused because the state moved on meanwhile (decided again next round). */
   conflicts: number
+  /** Changes left out because their record would not read back (a bug: see lastInvalid). */
+  invalid: number
+  lastInvalid: string | null
 }
 
 /** The leader's loop around the reconciler; see the file comment. */
 export class SchedulerRounds {
-  readonly stats: SchedulerLoopStats = { rounds: 0, proposed: 0, conflicts: 0 }
+  readonly stats: SchedulerLoopStats = { rounds: 0, proposed: 0, conflicts: 0, invalid: 0, lastInvalid: null }
   private readonly env: SchedulerLoopEnv
   private running = false
   private dirty = false
@@ -135,7 +138,10 @@ export class SchedulerRounds {
     const changes = reconcile(input).filter((c) => c.kind !== 'mark-lost')
     this.stats.rounds++
     if (changes.length === 0) return done()
-    const txns = changeTxns(changes, state.revisions)
+    const txns = changeTxns(changes, state.revisions, (_change, error) => {
+      this.stats.invalid++
+      this.stats.lastInvalid = error
+    })
     const next = (i: number): void => {
       const txn = txns[i]
       if (txn === undefined || this.stopped || !env.isLeader()) return done()

@@ -8,13 +8,18 @@
 import { containerKey, encodeRecord, serviceKey, type Compare, type TxnOp, type TxnRequest } from '../../storage/statestore/index.ts'
 import type { Change } from './reconcile.ts'
 import { encodeServiceRecord } from './spec.ts'
-import { encodeServiceStatus, encodeTask, serviceStatusKey } from './task.ts'
+import { decodeTask, encodeServiceStatus, encodeTask, serviceStatusKey } from './task.ts'
 
 /** Most changes in one transaction: enough that a 1,000-replica create is a few proposals, small enough to stay far under the entry limit. */
 export const CHANGES_PER_TXN = 64
 
-/** The txns for `changes` (in order), guarded by `revisions` (key → modRevision; absent = must not exist). */
-export function changeTxns(changes: readonly Change[], revisions: ReadonlyMap<string, number>): TxnRequest[] {
+/**
+ * The txns for `changes` (in order), guarded by `revisions` (key → modRevision; absent = must not
+ * exist). A task record that would not read back (a bug, or a clock before 1970) is never
+ * written: every reader would skip it and the next round place its slot again, round after
+ * round. Such a change is left out and handed to `invalid`.
+ */
+export function changeTxns(changes: readonly Change[], revisions: ReadonlyMap<string, number>, invalid: (change: Change, error: string) => void = () => undefined): TxnRequest[] {
   const txns: TxnRequest[] = []
   let compare: Compare[] = []
   let ops: TxnOp[] = []
@@ -30,6 +35,11 @@ export function changeTxns(changes: readonly Change[], revisions: ReadonlyMap<st
     compare.push({ target: 'modRevision', key, op: '=', value: revisions.get(key) ?? 0 })
   }
   for (const change of changes) {
+    const error = taskError(change)
+    if (error !== null) {
+      invalid(change, error)
+      continue
+    }
     const batch = opsOf(change)
     // One txn may not write a key twice; a change that would is carried by the next one.
     if (batch.some((op) => written.has(op.key)) || ops.length + batch.length > CHANGES_PER_TXN) flush()
@@ -41,6 +51,13 @@ export function changeTxns(changes: readonly Change[], revisions: ReadonlyMap<st
   }
   flush()
   return txns
+}
+
+/** Why the task record a change writes would not read back, or null. */
+function taskError(change: Change): string | null {
+  if (change.kind !== 'place' && change.kind !== 'migrate' && change.kind !== 'update' && change.kind !== 'retire') return null
+  const read = decodeTask(encodeTask({ ...change.task, observed: null }), change.key)
+  return read.ok ? null : `task ${change.key}: ${read.error}`
 }
 
 interface GuardedOp {

@@ -82,6 +82,17 @@ describe('changeTxns', () => {
     const twice = changeTxns([changes[0]!, changes[0]!], new Map())
     expect(twice.length).toBe(2)
   })
+
+  it('never writes a task record that would not read back; hands the change to `invalid` instead', () => {
+    // A leader whose clock read before 1970 once wrote such records: every reader skipped them
+    // and every round placed the slots again (found by the simulator's wall-clock-step).
+    const good = { kind: 'place' as const, key: taskKey('web', '1'), task: task('web', 1, A, {}, null) }
+    const bad = { kind: 'place' as const, key: taskKey('web', '2'), task: task('web', 2, A, { createdAtMs: -5 }, null) }
+    const invalid: string[] = []
+    const txns = changeTxns([good, bad], new Map(), (_c, error) => invalid.push(error))
+    expect(txns.flatMap((x) => x.success.map((op) => (op.type === 'put' ? op.key : '')))).toEqual([taskKey('web', '1')])
+    expect(invalid).toEqual([`task ${taskKey('web', '2')}: task times must be non-negative integer milliseconds`])
+  })
 })
 
 describe('DNS: scheduled containers out of their service', () => {
