@@ -34,7 +34,7 @@ import { WatchHub } from './watch-hub.ts'
 import { Sessions } from './sessions.ts'
 import { isValidLockName, type Fence } from '../storage/statestore/index.ts'
 import { DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
-import { LeaderDuties } from '../runtime/leader-duties.ts'
+import { AUTOPILOT_INTERVAL_MS, LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
 import { DnsService, type DnsView } from './dns-service.ts'
@@ -53,14 +53,6 @@ import { serviceEventsOf, SERVICE_EVENT_PREFIXES } from './service-events.ts'
 /** How often the list of known members is written to the data dir, at most. */
 const KNOWN_PEERS_SAVE_MS = 1000
 
-/** How often the leader reconsiders the Raft membership and the containers of dead hosts. */
-const AUTOPILOT_INTERVAL_MS = 1000
-
-/** How long a graceful stop waits for this host's container records to be removed. */
-const LEAVE_REMOVE_TIMEOUT_MS = 3000
-
-/** How long a voter's graceful stop waits for the leader to take it out of the voters. */
-const LEAVE_VOTERS_TIMEOUT_MS = 5000
 
 /** The optional `"fence": {"lock": NAME, "token": N}` of a write: applied only while NAME is held with token N. */
 function parseFence(value: unknown): Fence | undefined {

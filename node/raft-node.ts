@@ -11,8 +11,14 @@
 import { randomBytes, randomInt } from 'node:crypto'
 import { mulberry32 } from '../protocols/prng.ts'
 import {
+  PENDING_PROPOSALS_MAX,
+  PENDING_READS_MAX,
   PendingRequests,
+  REQUEST_TIMEOUT_MS,
   RaftCore,
+  DEFAULT_MAX_INFLIGHT_MSGS,
+  DEFAULT_MAX_SIZE_PER_MSG_BYTES,
+  DEFAULT_MAX_UNCOMMITTED_ENTRIES_BYTES,
   decodeConfChange,
   type AdmitRefusal,
   type ProposalEnd,
@@ -94,12 +100,8 @@ export interface RaftNodeInit {
 // Deadlines and retry times here are on the monotonic clock (performance.now()): a wall-clock
 // step (NTP, a VM resumed) must neither expire every waiting request nor keep one forever.
 
-/** Bound on proposals waiting for their entries; past it, new ones are refused at once. */
-const PENDING_PROPOSALS_MAX = 65_536
-/** Bound on linearizable reads waiting for confirmation. */
-const PENDING_READS_MAX = 4096
-/** How long a proposal or read waits (through elections) before failing as retryable. */
-export const CLIENT_TIMEOUT_MS = 5000
+/** How long a proposal or read waits (through elections) before it fails (PendingRequests' bound, the simulator's too). */
+export const CLIENT_TIMEOUT_MS = REQUEST_TIMEOUT_MS
 
 /** One peer's consensus: the Raft core plus everything that makes it durable and connected. */
 export class RaftNode {
@@ -225,9 +227,9 @@ export class RaftNode {
       applied: this.appliedIndex,
       // Seeded from the OS: the core only sees a function.
       random: mulberry32(randomInt(1, 2 ** 31)),
-      maxSizePerMsgBytes: 1024 * 1024,
-      maxInflightMsgs: 256,
-      maxUncommittedEntriesBytes: 64 * 1024 * 1024,
+      maxSizePerMsgBytes: DEFAULT_MAX_SIZE_PER_MSG_BYTES,
+      maxInflightMsgs: DEFAULT_MAX_INFLIGHT_MSGS,
+      maxUncommittedEntriesBytes: DEFAULT_MAX_UNCOMMITTED_ENTRIES_BYTES,
       // Non-zero when the log lost acknowledged entries: no vote until they are back (onLostTailAtStart).
       repairIndex: this.storage.repairIndex,
     })

@@ -32,6 +32,9 @@ import {
   renewalBatches,
   renewAsLeader,
   RenewalRequests,
+  RENEW_PENDING_MAX,
+  RENEW_TIMEOUT_MS,
+  LEASE_EXPIRY_SCAN_MS,
   LEASE_TTL_MIN_MS,
   LEASE_TTL_MAX_MS,
   type ApplyResult,
@@ -47,12 +50,6 @@ import { ApiError } from './api-server.ts'
 export const LEASES_PROTOCOL = '/shoal/leases/1'
 /** How often the session timer runs: renewals due, the leader's expiry, timed-out requests. */
 const SESSION_TICK_MS = 250
-/** How often the leader looks for expired leases (a scan of every lease). */
-const EXPIRY_SCAN_MS = 1000
-/** A renewal the leader has not answered within this is failed (the holder's deadline decides what that means). */
-const RENEW_TIMEOUT_MS = 2000
-/** Renewal requests one peer may have waiting for the leader. */
-const RENEW_PENDING_MAX = 1024
 /** Largest renewal frame: a batch of ids, JSON-encoded. */
 const RENEW_FRAME_MAX_BYTES = 64 * 1024
 /** Frames queued for one peer before the oldest are dropped (a lost renewal is retried). */
@@ -399,7 +396,7 @@ export class Sessions {
     const leader = this.followRole(now)
     this.pending.tick(now)
     this.renewDue(now)
-    if (leader && now - this.lastExpiryScanMs >= EXPIRY_SCAN_MS) {
+    if (leader && now - this.lastExpiryScanMs >= LEASE_EXPIRY_SCAN_MS) {
       this.lastExpiryScanMs = now
       for (const id of this.leases.expired(now)) {
         this.init.log.info(`session ${id} expired: revoking it and the locks it held`)

@@ -12,6 +12,13 @@ import type { ConfChange } from '../protocols/raft/conf-change.ts'
 import { autopilotDecide, type AutopilotConfig, type Liveness } from '../protocols/raft/autopilot.ts'
 import { lostContainerTxns, type HostLiveness } from './container-reconcile.ts'
 
+/** How often the leader reconsiders the Raft membership and the containers of dead hosts. */
+export const AUTOPILOT_INTERVAL_MS = 1000
+/** How long a graceful stop waits for its host's records to be removed (the leader marks them lost later otherwise). */
+export const LEAVE_REMOVE_TIMEOUT_MS = 3000
+/** How long a voter's graceful stop waits for the leader to take it out of the voters. */
+export const LEAVE_VOTERS_TIMEOUT_MS = 5000
+
 /** A member as this peer's failure detector sees it; `stateSinceMs` on the clock of `nowMs()`. */
 export interface DutyMember {
   readonly peerId: string

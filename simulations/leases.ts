@@ -1,6 +1,5 @@
 // Leases in the simulator: each node runs the daemon's own bookkeeping
-// (storage/statestore/lease-keeper.ts, which node/sessions.ts runs too); only
-// the lease timer's period is the simulator's to mirror.
+// (storage/statestore/lease-keeper.ts, which node/sessions.ts runs too), on
+// the daemon's own expiry-scan period.
 
-/** How often the lease timer runs (sessions.ts EXPIRY_SCAN_MS). */
-export const LEASE_TIMER_MS = 1000
+export { LEASE_EXPIRY_SCAN_MS as LEASE_TIMER_MS } from '../storage/statestore/index.ts'

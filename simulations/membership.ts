@@ -5,8 +5,7 @@
 
 import { FailureDetector, type Member, type Ready, type SwimMessage } from '../protocols/gossip/failure-detector.ts'
 
-/** How often the leader reconsiders the Raft membership (peer.ts AUTOPILOT_INTERVAL_MS). */
-export const AUTOPILOT_INTERVAL_MS = 1000
+export { AUTOPILOT_INTERVAL_MS } from '../runtime/leader-duties.ts'
 
 /** A node's failure detector. */
 export class NodeMembership {

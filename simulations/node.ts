@@ -19,6 +19,11 @@
 
 import {
   PendingRequests,
+  PENDING_PROPOSALS_MAX,
+  PENDING_READS_MAX,
+  DEFAULT_MAX_INFLIGHT_MSGS,
+  DEFAULT_MAX_SIZE_PER_MSG_BYTES,
+  DEFAULT_MAX_UNCOMMITTED_ENTRIES_BYTES,
   RaftCore,
   decodeConfChange,
   type ConfChange,
@@ -32,8 +37,8 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, LeaseKeeper, RenewalRequests, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
-import { LeaderDuties } from '../runtime/leader-duties.ts'
+import { StateStore, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
+import { LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
 import { SimEngine } from './engine.ts'
@@ -157,18 +162,6 @@ export function outcomeUnknown(o: ProposalOutcome): boolean {
   return o.kind === 'timeout' || o.kind === 'lost' || o.kind === 'uncertain'
 }
 
-/** Bound on proposals waiting on one node (raft-node PENDING_PROPOSALS_MAX). */
-const PENDING_PROPOSALS_MAX = 65_536
-/** Bound on linearizable reads waiting on one node (raft-node PENDING_READS_MAX). */
-const PENDING_READS_MAX = 4096
-/** Bound on keep-alives waiting for the leader's answer. */
-const PENDING_KEEPALIVES_MAX = 1024
-/** A keep-alive unanswered this long is given up. */
-const KEEPALIVE_TIMEOUT_MS = 2000
-/** How long a graceful stop waits for its container records to be removed (peer.ts LEAVE_REMOVE_TIMEOUT_MS). */
-const LEAVE_REMOVE_TIMEOUT_MS = 3000
-/** How long a leaving voter waits to be removed from the voters (peer.ts LEAVE_VOTERS_TIMEOUT_MS). */
-const LEAVE_VOTERS_TIMEOUT_MS = 5000
 /** Bound on inputs queued while a node is paused (a full socket buffer drops the rest). */
 const STALLED_INPUTS_MAX = 20_000
 /** Which cores an input touches: their invariants are checked and their outputs drained after it. */
@@ -180,10 +173,6 @@ const BOTH = RAFT | SWIM
 const READY_ROUNDS_MAX = 10_000
 /** The ack-before-fsync variant syncs this often ("fsync every second"). */
 const LAZY_FSYNC_INTERVAL_MS = 1000
-/** The daemon's Raft bounds (raft-node.ts). */
-const MAX_SIZE_PER_MSG_BYTES = 1024 * 1024
-const MAX_INFLIGHT_MSGS = 256
-const MAX_UNCOMMITTED_ENTRIES_BYTES = 64 * 1024 * 1024
 
 /** Messages only a leader sends, which go out before its own fsync (raft-node SENT_BEFORE_PERSIST, thesis §10.2.1). */
 const SENT_BEFORE_PERSIST: ReadonlySet<MessageType> = new Set<MessageType>(['app', 'heartbeat', 'snap', 'timeout-now'])
@@ -232,7 +221,7 @@ export class SimNode {
   private snapshotIndex = 0
   private requests!: PendingRequests<ApplyResult>
   /** Renewals waiting on the leader (node/sessions.ts's table). */
-  private renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
+  private renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
   private stalled: Array<[number, () => void]> = []
   private missedTick = false
   private lazySyncScheduled = false
@@ -880,7 +869,7 @@ export class SimNode {
   private dropEverything(): void {
     this.stopContainers()
     const renewals = this.renewals
-    this.renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
+    this.renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
     this.stalled = []
     this.missedTick = false
     this.lazySyncScheduled = false
@@ -904,9 +893,9 @@ export class SimNode {
       heartbeatTicks: this.settings.heartbeatTicks,
       applied: this.appliedIndex,
       random: () => raftRng.next(),
-      maxSizePerMsgBytes: MAX_SIZE_PER_MSG_BYTES,
-      maxInflightMsgs: MAX_INFLIGHT_MSGS,
-      maxUncommittedEntriesBytes: MAX_UNCOMMITTED_ENTRIES_BYTES,
+      maxSizePerMsgBytes: DEFAULT_MAX_SIZE_PER_MSG_BYTES,
+      maxInflightMsgs: DEFAULT_MAX_INFLIGHT_MSGS,
+      maxUncommittedEntriesBytes: DEFAULT_MAX_UNCOMMITTED_ENTRIES_BYTES,
       ...(this.settings.raftFaults === undefined ? {} : { testingFaults: this.settings.raftFaults }),
     })
     this.soft = { lead: null, role: 'follower' }
@@ -950,7 +939,7 @@ export class SimNode {
       proposalsMax: PENDING_PROPOSALS_MAX,
       readsMax: PENDING_READS_MAX,
     })
-    this.renewals = new RenewalRequests({ timeoutMs: KEEPALIVE_TIMEOUT_MS, pendingMax: PENDING_KEEPALIVES_MAX })
+    this.renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
     this.stalled = []
   }
 

@@ -34,6 +34,7 @@ import { checkLocks } from './checkers/locks.ts'
 import { ViolationError, type Violation } from './checkers/violation.ts'
 import { checkServicesConverged, PlacementChecker, RolloutChecker, type ServiceHostTruth } from './checkers/services.ts'
 import { DEFAULT_SERVICE_WORKLOAD, ServiceWorkload } from './service-workload.ts'
+import { REQUEST_TIMEOUT_MS } from '../protocols/raft/index.ts'
 
 /** Broken variants a run can inject, to prove the checkers catch them (test-only). */
 export type Injection =
@@ -140,7 +141,7 @@ export const DEFAULT_NODE_SETTINGS: NodeSettings = {
   heartbeatTicks: 1,
   snapshotEveryEntries: 500,
   keepEntriesAfterSnapshot: 200,
-  requestTimeoutMs: 5_000,
+  requestTimeoutMs: REQUEST_TIMEOUT_MS,
   disk: SSD_PROFILE,
   autopilot: { deadGraceMs: 30_000, caughtUpLagEntries: 128 },
   faults: NO_DRIVER_FAULTS,

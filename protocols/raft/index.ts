@@ -57,4 +57,4 @@ export {
   type SnapshotMetadata,
   type SoftState,
 } from './types.ts'
-export { PendingRequests, type AdmitRefusal, type PendingRequestsInit, type ProposalEnd, type ReadEnd } from './requests.ts'
+export { PENDING_PROPOSALS_MAX, PENDING_READS_MAX, REQUEST_TIMEOUT_MS, PendingRequests, type AdmitRefusal, type PendingRequestsInit, type ProposalEnd, type ReadEnd } from './requests.ts'

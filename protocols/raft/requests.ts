@@ -56,6 +56,13 @@ interface Read {
   readonly onEnd: (end: ReadEnd) => void
 }
 
+/** How long a proposal or read waits on a peer (through elections) before it ends as timed out. */
+export const REQUEST_TIMEOUT_MS = 5000
+/** The daemon's bound on proposals waiting on one peer (the simulator's nodes use it too). */
+export const PENDING_PROPOSALS_MAX = 65_536
+/** The daemon's bound on linearizable reads waiting on one peer. */
+export const PENDING_READS_MAX = 4096
+
 const utf8 = new TextEncoder()
 const fromUtf8 = new TextDecoder()
 

@@ -10,6 +10,9 @@ import type { Command } from './commands.ts'
 import type { ApplyResult } from './results.ts'
 import type { StateStore } from './store.ts'
 
+/** How often the leader looks for expired leases (a scan of every lease). */
+export const LEASE_EXPIRY_SCAN_MS = 1000
+
 export class LeaseKeeper {
   private readonly clock = new LeaseClock()
   private wasLeader = false

@@ -7,6 +7,11 @@
 import type { LeaseKeeper } from './lease-keeper.ts'
 import type { StateStore } from './store.ts'
 
+/** A renewal the leader has not answered within this is failed (the holder's deadline decides what that means). */
+export const RENEW_TIMEOUT_MS = 2000
+/** Renewal requests one peer may have waiting for the leader. */
+export const RENEW_PENDING_MAX = 1024
+
 /** The leader's answer to a renewal request. */
 export type RenewReply =
   | { readonly ok: true; readonly renewed: number[]; readonly refused: { id: number; code: 'lease-not-found' | 'lease-expired' }[] }
