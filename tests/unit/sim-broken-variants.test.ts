@@ -28,21 +28,22 @@ function expectReplays(r: RunResult, inject: Injection): void {
 
 const RAFT_SAFETY: readonly CheckerName[] = ['election-safety', 'log-matching', 'leader-completeness', 'state-machine-safety', 'commit-agreement', 'core-assertion']
 
+/** A seed of `scenario` in 1..maxSeeds catches `inject` with `checker`, and replays. */
+function expectCaughtBy(scenario: string, inject: Injection, maxSeeds: number, checker: CheckerName): void {
+  const r = firstFailing(scenario, inject, maxSeeds)
+  expect(r, `no ${scenario} seed in 1..${maxSeeds} caught ${inject}`).toBeDefined()
+  if (r === undefined) return
+  expect(r.violations.map((v) => v.checker)).toContain(checker)
+  expectReplays(r, inject)
+}
+
 describe('broken variants are caught', () => {
   it('proposals-without-base: a proposal replayed after the dedup window forgot it applies again', () => {
-    const r = firstFailing('lossy-network', 'proposals-without-base', 20)
-    expect(r, 'no lossy-network seed in 1..20 caught proposals-without-base').toBeDefined()
-    if (r === undefined) return
-    expect(r.violations.map((v) => v.checker)).toContain('linearizability')
-    expectReplays(r, 'proposals-without-base')
+    expectCaughtBy('lossy-network', 'proposals-without-base', 20, 'linearizability')
   })
 
   it('lock-client-no-deadline: a holder cut off from the leader holds on after its session expired and the lock went on', () => {
-    const r = firstFailing('lock-holder-faults', 'lock-client-no-deadline', 30)
-    expect(r, 'no lock-holder-faults seed in 1..30 caught lock-client-no-deadline').toBeDefined()
-    if (r === undefined) return
-    expect(r.violations.map((v) => v.checker)).toContain('lock-safety')
-    expectReplays(r, 'lock-client-no-deadline')
+    expectCaughtBy('lock-holder-faults', 'lock-client-no-deadline', 30, 'lock-safety')
   })
 
   it('ack-before-fsync: a follower acknowledges entries it then loses in a crash', () => {
