@@ -714,6 +714,8 @@ export class SimNode {
       return
     }
     const result = this.store.apply(e.index, decoded.command)
+    // A copy that arrived after the dedup window forgot its request: refused by the horizon, not applied again.
+    if (!result.ok && result.code === 'outcome-unknown' && !result.duplicate) this.host.count('dedup-horizon-refusal')
     if (this.containers !== null && result.ok && touchesPrefix(decoded.command.request, this.containers.ownPrefix)) this.ownRecordsTouched = true
     if (this.services !== null && result.ok) this.serviceWatches |= this.services.watchesOf(requestKeys(decoded.command.request))
     this.leases.onCommand(decoded.command, result, this.nowMs())

@@ -12,7 +12,7 @@ import { reconcile } from '../../runtime/scheduler/reconcile.ts'
 import { instanceHash } from '../../runtime/scheduler/spec.ts'
 import { container, host, service, task, updated } from '../helpers/scheduler-fixtures.ts'
 
-const SCENARIOS = ['service-host-crash', 'service-partition', 'service-rolling-update-leader-change', 'service-scale-lossy'] as const
+const SCENARIOS = ['service-host-crash', 'service-partition', 'service-rolling-update-leader-change', 'service-scale-lossy', 'wall-clock-step'] as const
 /** Seeds per scenario at 5 nodes, and a few at 3 (the sim-scenarios suite runs many more). */
 const SEEDS = 12
 const SEEDS_AT_3 = 6
@@ -51,6 +51,8 @@ describe('service scenarios against the real cores', () => {
     expect(rolling.filter((r) => r.stats.leaders >= 2).length).toBeGreaterThan(rolling.length / 2)
     expect(sum(rolling, 'service-broken-ok')).toBeGreaterThan(0)
     expect(sum(rolling, 'rollouts-completed')).toBeGreaterThan(0)
+    const steps = of('wall-clock-step')
+    expect(sum(steps, 'wall-clock-step')).toBeGreaterThan(steps.length * 3)
     const lossy = of('service-scale-lossy')
     expect(lossy.reduce((n, r) => n + r.stats.dropped, 0)).toBeGreaterThan(1000)
     expect(sum(lossy, 'service-scale-ok')).toBeGreaterThan(lossy.length * 4)
