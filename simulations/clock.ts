@@ -1,12 +1,12 @@
 // Each simulated node's two clocks, as the daemon has them:
 //
-//  - the monotonic clock (performance.now()): every deadline and interval — Raft ticks, SWIM
+//  - the monotonic clock (performance.now): every deadline and interval — Raft ticks, SWIM
 //    timing, lease expiry, request timeouts — is measured on it. What matters is its rate: a
 //    node whose clock runs fast times out early, one that runs slow holds on to a dead leader
 //    longer. A rate change (clock-skew faults) changes the rate from then on; the reading never
 //    jumps, and never goes backwards.
-//  - the wall clock (Date.now()): the monotonic reading plus an offset that NTP or an operator
-//    can step, forwards or backwards. Only what the daemon reads from Date.now() sees it:
+//  - the wall clock (Date.now): the monotonic reading plus an offset that NTP or an operator
+//    can step, forwards or backwards. Only what the daemon reads from Date.now sees it:
 //    timestamps in records, the container engine's own clock, membership's stateSince.
 //
 // Timers also fire late by a random jitter, as a busy event loop makes them.

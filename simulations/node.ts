@@ -271,7 +271,7 @@ export class SimNode {
     return this.state === 'up' && this.containers !== null && this.containers.converged()
   }
 
-  /** The node's monotonic clock now, in ms (the daemon's performance.now(): every deadline). */
+  /** The node's monotonic clock now, in ms (the daemon's performance.now: every deadline). */
   nowMs(): number {
     return this.clock.localMs(this.host.scheduler.nowUs)
   }
@@ -281,7 +281,7 @@ export class SimNode {
     return this.settings.faults.proposalsWithoutBase ? undefined : this.appliedIndex
   }
 
-  /** The node's wall clock now, in ms (the daemon's Date.now(), which steps: only timestamps and what compares with them). */
+  /** The node's wall clock now, in ms (the daemon's Date.now, which steps: only timestamps and what compares with them). */
   wallMs(): number {
     return this.clock.wallMs(this.host.scheduler.nowUs)
   }

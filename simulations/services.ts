@@ -84,7 +84,7 @@ export interface ServiceDriver {
   store(): StateStore
   /** The monotonic clock (ms): tick spacing and leadership time. */
   nowMs(): number
-  /** The wall clock (ms, whole): what the daemon reads from Date.now(); it may step. */
+  /** The wall clock (ms, whole): what the daemon reads from Date.now; it may step. */
   wallMs(): number
   isLeader(): boolean
   /** Whether this peer knows a Raft leader (the agent's leaderlessSinceMs). */
