@@ -221,7 +221,7 @@ export class SimNode {
   private snapshotIndex = 0
   private requests!: PendingRequests<ApplyResult>
   /** Renewals waiting on the leader (node/sessions.ts's table). */
-  private renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
+  private readonly renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
   private stalled: Array<[number, () => void]> = []
   private missedTick = false
   private lazySyncScheduled = false
@@ -870,13 +870,11 @@ export class SimNode {
   /** Everything in memory is gone; waiting clients hear so. */
   private dropEverything(): void {
     this.stopContainers()
-    const renewals = this.renewals
-    this.renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
     this.stalled = []
     this.missedTick = false
     this.lazySyncScheduled = false
     this.requests.dropAll()
-    renewals.dropAll('the node stopped')
+    this.renewals.dropAll('the node stopped')
   }
 
   /** Builds this life's core, store, leases and membership from the disk (RaftNode.start). */
@@ -941,7 +939,6 @@ export class SimNode {
       proposalsMax: PENDING_PROPOSALS_MAX,
       readsMax: PENDING_READS_MAX,
     })
-    this.renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
     this.stalled = []
   }
 
