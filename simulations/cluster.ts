@@ -142,6 +142,27 @@ export class SimCluster {
     this.node(id).crash()
   }
 
+  /**
+   * Crashes `id` while its log has an append in flight, if one starts within `withinMs`
+   * (else at the end of it), so a crash tears a segment's last write often enough to test
+   * recovery's cutting; `then` runs right after the crash.
+   */
+  crashDuringWrite(id: string, withinMs: number, then: () => void): void {
+    const pollUs = 100
+    const deadlineUs = this.scheduler.nowUs + withinMs * 1000
+    const poll = (): void => {
+      const n = this.node(id)
+      if (!n.alive) return
+      if (n.disk.appendInFlight || this.scheduler.nowUs >= deadlineUs) {
+        this.crash(id)
+        then()
+        return
+      }
+      this.scheduler.after(pollUs, poll)
+    }
+    poll()
+  }
+
   /** Restarts a crashed `id` from its disk. */
   restart(id: string): void {
     const n = this.node(id)

@@ -44,7 +44,8 @@ import { ContainerSync, touchesPrefix } from './containers.ts'
 import { SimEngine } from './engine.ts'
 import { NO_SERVICE_FAULTS, SCHEDULER_WATCH, AGENT_WATCH, ServiceSide, type ServiceFaults, type ServiceObserver, type ServiceSettings } from './services.ts'
 import type { NodeClock } from './clock.ts'
-import type { DiskProfile, SimDisk } from './disk.ts'
+import type { DiskProfile, DiskTiming, SimDisk } from './disk.ts'
+import type { LogJob } from '../storage/raft-log/log-io.ts'
 import type { Envelope } from './envelope.ts'
 import { LEASE_TIMER_MS } from './leases.ts'
 import { AUTOPILOT_INTERVAL_MS, NodeMembership } from './membership.ts'
@@ -224,7 +225,12 @@ export class SimNode {
   private readonly renewals = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
   private stalled: Array<[number, () => void]> = []
   private missedTick = false
-  private lazySyncScheduled = false
+  private writeBackScheduled = false
+  /** A persist or snapshot adoption is waiting for the disk (RaftNode's loop awaits them in turn). */
+  private diskBusy = false
+  /** A snapshot being saved beside the loop, then one saved and waiting to be adopted (RaftNode.maybeSnapshot). */
+  private snapshotSaving = false
+  private snapshotSaved: Snapshot | null = null
   private counter = 0
   private lastLeaseTimerMs = 0
   private lastAutopilotMs = 0
@@ -401,8 +407,8 @@ export class SimNode {
     this.state = 'crashed'
     this.downSinceUs = this.host.scheduler.nowUs
     const report = this.disk.crash(this.rngs.disk, this.settings.disk)
-    if (report.torn) this.host.count('torn-record')
-    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} crashes (disk: ${report.lost} unsynced record(s) lost${report.torn ? ', last surviving record torn' : ''}${report.survived > 0 ? `, ${report.survived} unsynced survived` : ''})`)
+    if (report.torn.length > 0) this.host.count('torn-write')
+    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} crashes (disk: ${report.lost} pending write(s) lost${report.survived > 0 ? `, ${report.survived} survived` : ''}${report.torn.length > 0 ? `; torn: ${report.torn.join(', ')}` : ''})`)
     this.dropEverything()
   }
 
@@ -411,10 +417,9 @@ export class SimNode {
     if (this.state !== 'crashed' && this.state !== 'stopped') return
     this.generation++
     this.downSinceUs = null
-    this.disk.recover()
     this.boot()
     this.state = 'up'
-    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} restarts from disk (snapshot ${this.snapshotIndex}, log ${this.disk.storage.firstIndex()}..${this.disk.storage.lastIndex()}, term ${this.core.status().term})`)
+    this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id} restarts from disk (snapshot ${this.snapshotIndex}, log ${this.disk.log.firstIndex()}..${this.disk.log.lastIndex()}, term ${this.core.status().term})`)
     this.scheduleTick()
     this.input(BOTH, () => undefined)
     this.startContainers()
@@ -482,7 +487,7 @@ export class SimNode {
       }
       if (this.state === 'up' && removalDeadlineUs !== null && (!removable() || now >= removalDeadlineUs)) {
         // A clean shutdown: the storage is closed after the last write, nothing is lost.
-        this.disk.sync()
+        this.disk.stopCleanly()
         this.state = 'stopped'
         this.downSinceUs = now
         this.generation++
@@ -601,33 +606,49 @@ export class SimNode {
     return { ...m, entries }
   }
 
-  /** Handles Readys until there are none, or a write waits for its fsync (RaftNode.process). */
+  /**
+   * Handles Readys until there are none, or a write waits for the disk (RaftNode.process): a
+   * snapshot saved beside the loop is adopted first, then each Ready is persisted by the
+   * daemon's own log code and finished once its write is durable.
+   */
   private process(): void {
-    for (let round = 0; this.state === 'up' && !this.disk.writing && this.core.hasReady(); round++) {
+    for (let round = 0; this.state === 'up' && !this.diskBusy; round++) {
       if (round >= READY_ROUNDS_MAX) throw new Error(`${this.id}: Ready did not quiesce`)
+      if (this.snapshotSaved !== null) {
+        this.adoptSavedSnapshot(this.snapshotSaved)
+        continue
+      }
+      if (!this.core.hasReady()) break
       const rd = this.core.ready()
       if (rd.softState !== undefined) this.onSoftState(rd.softState)
       for (const m of rd.messages) if (SENT_BEFORE_PERSIST.has(m.type)) this.sendRaft(m)
       if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
         this.host.observer.persisted(this, rd)
-        const sync = rd.mustSync && !this.settings.faults.ackBeforeFsync
-        this.disk.write(rd, sync)
-        if (sync) {
-          const gen = this.generation
-          const latencyUs = this.rngs.disk.between(this.settings.disk.fsyncMinUs, this.settings.disk.fsyncMaxUs)
-          this.host.scheduler.after(latencyUs, () => this.onSynced(gen, rd))
+        const gen = this.generation
+        const job = this.disk.log.persist({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot, sync: rd.mustSync })
+        const r = this.disk.run(job, this.diskTiming(), () => this.onSynced(gen, rd))
+        if (!r.done) {
+          this.diskBusy = true
           return
         }
-        if (rd.mustSync) this.scheduleLazySync()
+        if (this.disk.lying && rd.mustSync) this.scheduleWriteBack()
       }
       this.finish(rd)
     }
   }
 
-  /** The fsync of `rd` finished: it is durable; the driver goes on with send, apply, advance. */
+  /** Fsync latencies from this node's disk profile, timed on the simulation's scheduler. */
+  private diskTiming(): DiskTiming {
+    return {
+      after: (us, fn) => this.host.scheduler.after(us, fn),
+      latencyUs: () => this.rngs.disk.between(this.settings.disk.fsyncMinUs, this.settings.disk.fsyncMaxUs),
+    }
+  }
+
+  /** The write of `rd` is durable: the driver goes on with send, apply, advance. */
   private onSynced(gen: number, rd: Ready): void {
     if (gen !== this.generation) return
-    this.disk.sync()
+    this.diskBusy = false
     if (this.state === 'paused') {
       // The kernel finished the write, but the process runs again only after the stall.
       this.stalled.push([RAFT, () => this.finish(rd)])
@@ -636,19 +657,32 @@ export class SimNode {
     this.input(RAFT, () => this.finish(rd))
   }
 
-  private scheduleLazySync(): void {
-    if (this.lazySyncScheduled) return
-    this.lazySyncScheduled = true
+  /** The ack-before-fsync variant's "fsync every second". */
+  private scheduleWriteBack(): void {
+    if (this.writeBackScheduled) return
+    this.writeBackScheduled = true
     const gen = this.generation
     this.host.scheduler.after(LAZY_FSYNC_INTERVAL_MS * 1000, () => {
       if (gen !== this.generation) return
-      this.lazySyncScheduled = false
-      if (!this.disk.writing) this.disk.sync()
+      this.writeBackScheduled = false
+      this.disk.writeBack()
     })
+  }
+
+  /**
+   * Log losses the core found at run time (RaftNode.onLogLoss): the duty not to vote until the
+   * leader has copied the lost entries back is made durable before any message goes out.
+   */
+  private onLogLoss(rd: Ready): void {
+    if (rd.logLoss.length === 0) return
+    this.host.count('log-loss-found')
+    const repairIndex = this.core.repairIndex
+    if (repairIndex > 0) this.disk.runNow(this.disk.log.markRepairNeeded(repairIndex))
   }
 
   /** Steps 2-4 of the Ready contract: send, apply, serve reads, advance; then maybe snapshot. */
   private finish(rd: Ready): void {
+    this.onLogLoss(rd)
     for (const m of rd.messages) if (!SENT_BEFORE_PERSIST.has(m.type)) this.sendRaft(m)
     if (rd.snapshot !== undefined) this.installSnapshot(rd.snapshot)
     let applied = false
@@ -742,14 +776,51 @@ export class SimNode {
   }
 
 
-  /** Snapshot every N applied entries, keeping some behind it (RaftNode.maybeSnapshot). */
+  /**
+   * Snapshot every N applied entries (RaftNode.maybeSnapshot): the state is captured now, saved
+   * to the snapshot store beside the loop, then adopted and the log compacted on the loop.
+   */
   private maybeSnapshot(): void {
+    if (this.snapshotSaving || this.snapshotSaved !== null) return
     if (this.appliedIndex - this.snapshotIndex < this.settings.snapshotEveryEntries || this.core.status().leaving) return
     const index = this.appliedIndex
-    this.disk.createSnapshot(index, this.confState, this.store.snapshot())
-    this.snapshotIndex = index
-    const compactTo = index - this.settings.keepEntriesAfterSnapshot
-    if (compactTo >= this.disk.storage.firstIndex()) this.disk.compact(compactTo)
+    const snap: Snapshot = {
+      metadata: { index, term: this.disk.log.term(index), confState: { voters: [...this.confState.voters], learners: [...this.confState.learners] } },
+      data: this.store.snapshot(),
+    }
+    const gen = this.generation
+    const saved = (): void => {
+      if (gen !== this.generation) return
+      this.snapshotSaving = false
+      this.snapshotSaved = snap
+      this.input(RAFT, () => undefined)
+    }
+    this.snapshotSaving = true
+    if (this.disk.run(this.disk.log.saveSnapshot(snap), this.diskTiming(), saved).done) saved()
+  }
+
+  /** The loop's half of a snapshot (RaftNode.adoptSavedSnapshot): the log's marker, then compaction. */
+  private adoptSavedSnapshot(snap: Snapshot): void {
+    this.snapshotSaved = null
+    const log = this.disk.log
+    const keep = this.settings.keepEntriesAfterSnapshot
+    const job = (function* adopt(): LogJob<void> {
+      if (!(yield* log.adoptSnapshot(snap))) return
+      const compactTo = snap.metadata.index - keep
+      if (compactTo >= log.firstIndex()) yield* log.compact(compactTo)
+    })()
+    const gen = this.generation
+    const adopted = (): void => {
+      this.snapshotIndex = Math.max(this.snapshotIndex, log.snapshot().metadata.index)
+    }
+    const r = this.disk.run(job, this.diskTiming(), () => {
+      if (gen !== this.generation) return
+      this.diskBusy = false
+      adopted()
+      this.input(RAFT, () => undefined)
+    })
+    if (r.done) adopted()
+    else this.diskBusy = true
   }
 
   /** Proposes a command this node originates (lease revokes), answered to nobody. */
@@ -872,14 +943,24 @@ export class SimNode {
     this.stopContainers()
     this.stalled = []
     this.missedTick = false
-    this.lazySyncScheduled = false
+    this.writeBackScheduled = false
+    this.diskBusy = false
+    this.snapshotSaving = false
+    this.snapshotSaved = null
     this.requests.dropAll()
     this.renewals.dropAll('the node stopped')
   }
 
   /** Builds this life's core, store, leases and membership from the disk (RaftNode.start). */
   private boot(): void {
-    const storage = this.disk.storage
+    this.disk.lying = this.settings.faults.ackBeforeFsync
+    const storage = this.disk.open()
+    const recovery = storage.recovery
+    if (recovery.tornTail !== null) this.host.count('torn-tail-cut')
+    if (recovery.lostTail !== null) {
+      this.host.count('lost-tail-found')
+      this.host.trace.note(this.host.scheduler.nowUs, 'fault', `${this.id}'s log lost acknowledged writes (tail mark: ${recovery.lostTail.expectedBytes} bytes, found ${recovery.lostTail.foundBytes}); no vote until it holds ${recovery.repairIndex} again`)
+    }
     const snap = storage.snapshot()
     this.store = snap.metadata.index > 0 ? restoreStore(snap.data, snap.metadata.index) : new StateStore(this.settings.storeOptions)
     this.appliedIndex = snap.metadata.index
@@ -896,6 +977,8 @@ export class SimNode {
       maxSizePerMsgBytes: DEFAULT_MAX_SIZE_PER_MSG_BYTES,
       maxInflightMsgs: DEFAULT_MAX_INFLIGHT_MSGS,
       maxUncommittedEntriesBytes: DEFAULT_MAX_UNCOMMITTED_ENTRIES_BYTES,
+      // Non-zero when the log lost acknowledged entries: no vote until they are back (RaftNode.start).
+      repairIndex: storage.repairIndex,
       ...(this.settings.raftFaults === undefined ? {} : { testingFaults: this.settings.raftFaults }),
     })
     this.soft = { lead: null, role: 'follower' }

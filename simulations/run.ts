@@ -53,7 +53,7 @@ export type Injection =
 /** Every injection, with what it breaks. */
 export const INJECTIONS: Readonly<Record<Injection, string>> = {
   'count-stale-votes': 'the Raft core counts a vote granted in an older term (RaftTestingFaults.countStaleTermVotes)',
-  'ack-before-fsync': 'the driver sends votes and append acks before their fsync and syncs once a second',
+  'ack-before-fsync': 'the disk acknowledges log appends before they are durable and writes back once a second',
   'local-consistent-reads': 'the driver serves consistent reads from the local replica without ReadIndex',
   'container-events-only': 'a host writes its container records from events alone, never reconciling with the full list',
   'scheduler-ignores-liveness': 'the leader\'s scheduler sees every host as alive: it places on dead hosts and reschedules nothing',

@@ -231,10 +231,16 @@ const crashRestart: Scenario = {
         // A majority down: no progress, and nothing acknowledged may be lost.
         victims = ctx.rng.shuffle(ids).slice(0, Math.floor(present(ctx.cluster).length / 2) + 1)
       }
+      const midWrite = victims.length === 1 && ctx.rng.chance(0.5)
       for (const id of victims) {
-        ctx.cluster.crash(id)
         const downMs = ctx.rng.between(100, 4_000)
-        ctx.at(nowMs(ctx) + downMs, () => ctx.cluster.restart(id))
+        const restartLater = (): void => ctx.at(nowMs(ctx) + downMs, () => ctx.cluster.restart(id))
+        // Half the single crashes wait for a log write in flight: its torn bytes are what recovery must cut.
+        if (midWrite) ctx.cluster.crashDuringWrite(id, 200, restartLater)
+        else {
+          ctx.cluster.crash(id)
+          restartLater()
+        }
       }
       return ctx.rng.between(800, 3_000)
     })

@@ -21,13 +21,12 @@
  * what the mark guarantees is that a segment shorter than a write the page cache already
  * saw is caught, e.g. a file truncated or replaced while the peer was down. The one write
  * that must survive — "this log lost entries through index N; do not vote until they are
- * back" — is synced (`writeMarkDurably`), and it happens once per detected loss.
+ * back" — is synced (a `write-at` with `sync`), and it happens once per detected loss.
  *
  * Two slots, written alternately, each with a counter and a CRC (a superblock's trick): a
  * write torn by a crash spoils at most one slot, and the other still holds the previous mark.
  */
-import { closeSync, fdatasyncSync, openSync, readFileSync, writeSync, constants } from 'node:fs'
-import { crc32 } from 'node:zlib'
+import { crc32 } from './crc32.ts'
 import type { HardState } from '../../protocols/raft/index.ts'
 
 /** The file's name inside the log directory. */
@@ -93,61 +92,29 @@ function decodeSlot(bytes: Uint8Array): { mark: TailMark; counter: number } | nu
 }
 
 /**
- * Reads the newest valid mark; null when there is none (a log written before marks existed,
- * or both slots damaged — then recovery cannot check the tail and says so).
+ * The newest valid mark in the file's bytes (null: no file); `mark` is null when there is none
+ * (a log written before marks existed, or both slots damaged — then recovery cannot check the
+ * tail and says so). `counter` is where the next write counts on from.
  */
-export function readTailMark(path: string): { mark: TailMark | null; damaged: boolean } {
-  let bytes: Buffer
-  try {
-    bytes = readFileSync(path)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { mark: null, damaged: false }
-    throw err
-  }
-  const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-  const slots = [decodeSlot(u8.subarray(0, SLOT_BYTES)), decodeSlot(u8.subarray(SLOT_BYTES, 2 * SLOT_BYTES))]
+export function parseTailMark(bytes: Uint8Array | null): { mark: TailMark | null; damaged: boolean; counter: number } {
+  if (bytes === null) return { mark: null, damaged: false, counter: 0 }
+  const slots = [decodeSlot(bytes.subarray(0, SLOT_BYTES)), decodeSlot(bytes.subarray(SLOT_BYTES, 2 * SLOT_BYTES))]
   let best: { mark: TailMark; counter: number } | null = null
   for (const s of slots) if (s !== null && (best === null || s.counter > best.counter)) best = s
-  return { mark: best?.mark ?? null, damaged: best === null && bytes.byteLength > 0 }
+  return { mark: best?.mark ?? null, damaged: best === null && bytes.byteLength > 0, counter: best?.counter ?? 0 }
 }
 
-/** Writes marks into the two slots alternately (see the header for why no fsync). */
-export class TailMarkWriter {
-  private readonly fd: number
+/** Chooses where each mark goes: the two slots alternately (see the header for why no fsync). */
+export class TailMarkSlots {
   private counter: number
 
-  private constructor(fd: number, counter: number) {
-    this.fd = fd
+  constructor(counter: number) {
     this.counter = counter
   }
 
-  /** Opens (creating) the mark file; the caller fsyncs the directory once the file is new. */
-  static open(path: string): TailMarkWriter {
-    let counter = 0
-    try {
-      const bytes = readFileSync(path)
-      const u8 = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-      for (const at of [0, SLOT_BYTES]) counter = Math.max(counter, decodeSlot(u8.subarray(at, at + SLOT_BYTES))?.counter ?? 0)
-    } catch {
-      // No file yet: counting starts at 0.
-    }
-    return new TailMarkWriter(openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600), counter)
-  }
-
-  /** Records `mark` in the page cache: one pwrite, no sync (the hot path). */
-  write(mark: TailMark): void {
+  /** The bytes of `mark` and the offset they go to. */
+  next(mark: TailMark): { offset: number; bytes: Uint8Array } {
     this.counter++
-    const slot = encodeSlot(mark, this.counter)
-    writeSync(this.fd, slot, 0, SLOT_BYTES, (this.counter % 2) * SLOT_BYTES)
-  }
-
-  /** Records `mark` and waits for the disk: for the rare marks that must survive a power cut. */
-  writeDurably(mark: TailMark): void {
-    this.write(mark)
-    fdatasyncSync(this.fd)
-  }
-
-  close(): void {
-    closeSync(this.fd)
+    return { offset: (this.counter % 2) * SLOT_BYTES, bytes: encodeSlot(mark, this.counter) }
   }
 }

@@ -4,7 +4,7 @@
  * The length has its own checksum so that a damaged length (which would point past the end
  * of the file and look like a torn write) is told apart from a write the crash cut short.
  */
-import { crc32 } from 'node:zlib'
+import { crc32 } from './crc32.ts'
 import type { Entry, HardState } from '../../protocols/raft/index.ts'
 
 /** One record's frame header: length + CRC. */

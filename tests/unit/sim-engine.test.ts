@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest'
 import { bootstrapHardState, type Entry, type HardState } from '../../protocols/raft/index.ts'
 import { NodeClock } from '../../simulations/clock.ts'
-import { SimDisk, SSD_PROFILE } from '../../simulations/disk.ts'
+import { SimDisk, SSD_PROFILE, type DiskTiming } from '../../simulations/disk.ts'
+import type { WalLog } from '../../storage/raft-log/wal-log.ts'
 import { LAN_PROFILE, SimNetwork, type LossReason, type NetworkProfile } from '../../simulations/network.ts'
 import { createRng, stream, type Rng } from '../../simulations/random.ts'
 import { Scheduler, SchedulerBoundError } from '../../simulations/scheduler.ts'
@@ -172,112 +173,166 @@ describe('network', () => {
   })
 })
 
-describe("disk (the real log's contract)", () => {
+describe("disk (the daemon's own log over a file system that crashes)", () => {
   const hs = (term: number, commit: number): HardState => ({ term, vote: 'n1', commit })
+  /** Timing whose fsyncs complete only when the test says so. */
+  function manual(): DiskTiming & { complete(): void } {
+    const queue: Array<() => void> = []
+    return {
+      after: (_us, fn) => void queue.push(fn),
+      latencyUs: () => 1000,
+      complete() {
+        while (queue.length > 0) (queue.shift() as () => void)()
+      },
+    }
+  }
+  /** Persists a batch and waits for it, as the node's loop does. */
+  function persist(disk: SimDisk, batch: Parameters<WalLog['persist']>[0]): void {
+    const t = manual()
+    disk.run(disk.log.persist(batch), t, () => undefined)
+    t.complete()
+  }
+  /** A crash that keeps no pending write. */
+  const keepNothing = (): Rng => scripted([])
 
   it('a founding disk holds the bootstrap snapshot and hard state, durably', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array([1]))
-    disk.crash(createRng(1), SSD_PROFILE)
-    const st = disk.recover()
-    expect(st.snapshot().metadata.index).toBe(1)
-    expect(st.initialState()).toEqual({ hardState: bootstrapHardState(), confState: CONF })
+    disk.open()
+    disk.crash(keepNothing(), SSD_PROFILE)
+    const log = disk.open()
+    expect(log.snapshot().metadata.index).toBe(1)
+    expect(log.initialState()).toEqual({ hardState: bootstrapHardState(), confState: CONF })
   })
 
-  it('a synced write survives a crash; the read view changes only when the fsync completes', () => {
+  it('a write survives a crash once complete; the read view changes only then', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)], snapshot: undefined }, true)
-    expect(disk.writing).toBe(true)
-    expect(disk.storage.lastIndex()).toBe(1)
-    disk.sync()
-    expect(disk.storage.lastIndex()).toBe(3)
-    disk.crash(scripted([0.99, 0.99]), SSD_PROFILE)
-    const st = disk.recover()
-    expect(st.lastIndex()).toBe(3)
-    expect(st.initialState().hardState).toEqual(hs(2, 1))
+    disk.open()
+    const t = manual()
+    let done = false
+    const r = disk.run(disk.log.persist({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)] }), t, () => (done = true))
+    expect(r.done).toBe(false)
+    expect(disk.appendInFlight).toBe(true)
+    expect(disk.log.lastIndex()).toBe(1)
+    t.complete()
+    expect(done).toBe(true)
+    expect(disk.log.lastIndex()).toBe(3)
+    disk.crash(keepNothing(), SSD_PROFILE)
+    const log = disk.open()
+    expect(log.lastIndex()).toBe(3)
+    expect(log.initialState().hardState).toEqual(hs(2, 1))
   })
 
-  it('a crash before the fsync loses the write (no unsynced record reached the disk)', () => {
+  it('a crash before the write completes loses it, and the job never finishes', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2)], snapshot: undefined }, true)
-    const report = disk.crash(scripted([0]), SSD_PROFILE)
-    expect(report).toEqual({ lost: 2, survived: 0, torn: false })
-    const st = disk.recover()
-    expect(st.lastIndex()).toBe(1)
-    expect(st.initialState().hardState).toEqual(bootstrapHardState())
+    disk.open()
+    const t = manual()
+    let done = false
+    disk.run(disk.log.persist({ hardState: hs(2, 1), entries: [entry(2, 2)] }), t, () => (done = true))
+    const report = disk.crash(keepNothing(), SSD_PROFILE)
+    expect(report.survived).toBe(0)
+    t.complete()
+    expect(done).toBe(false)
+    const log = disk.open()
+    expect(log.lastIndex()).toBe(1)
+    expect(log.initialState().hardState).toEqual(bootstrapHardState())
   })
 
-  it('a prefix of unsynced records may survive, and the last of it may be torn (cut on recovery)', () => {
+  it('a write torn by the crash is cut off by recovery, and appends go on after it', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2), entry(4, 2)], snapshot: undefined }, true)
-    // Four unsynced records; the draws keep three of them and tear the third.
-    const report = disk.crash(scripted([0.7, 0.1]), SSD_PROFILE)
-    expect(report).toEqual({ lost: 2, survived: 2, torn: true })
-    expect(disk.recover().lastIndex()).toBe(3)
+    disk.open()
+    disk.run(disk.log.persist({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2), entry(4, 2)] }), manual(), () => undefined)
+    // The segment keeps its one pending write, torn at 60% of its bytes; the mark keeps nothing.
+    const report = disk.crash(scripted([0.99, 0.1, 0.6, 0]), SSD_PROFILE)
+    expect(report.torn).toEqual(['wal-0000000001.log'])
+    const log = disk.open()
+    expect(log.recovery.tornTail).not.toBeNull()
+    expect(log.recovery.lostTail).toBeNull()
+    expect(log.lastIndex()).toBeLessThan(4)
+    persist(disk, { hardState: hs(2, 1), entries: [entry(log.lastIndex() + 1, 2)] })
+    disk.crash(keepNothing(), SSD_PROFILE)
+    expect(disk.open().recovery.tornTail).toBeNull()
   })
 
-  it('a commit-only hard state is written unsynced and made durable by the next fsync', () => {
+  it('a commit-only hard state is not written by itself, but with the next batch or a clean stop', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2)], snapshot: undefined }, true)
-    disk.sync()
-    disk.write({ hardState: hs(2, 2), entries: [], snapshot: undefined }, false)
-    expect(disk.unsyncedCount).toBe(1)
-    disk.write({ hardState: undefined, entries: [entry(3, 2)], snapshot: undefined }, true)
-    disk.sync()
-    disk.crash(scripted([0]), SSD_PROFILE)
-    expect(disk.recover().initialState().hardState.commit).toBe(2)
+    disk.open()
+    persist(disk, { hardState: hs(2, 1), entries: [entry(2, 2)] })
+    expect(disk.run(disk.log.persist({ hardState: hs(2, 2), entries: [], sync: false }), manual(), () => undefined).done).toBe(true)
+    disk.crash(keepNothing(), SSD_PROFILE)
+    expect(disk.open().initialState().hardState.commit).toBe(1)
+    disk.run(disk.log.persist({ hardState: hs(2, 2), entries: [], sync: false }), manual(), () => undefined)
+    persist(disk, { entries: [entry(3, 2)] })
+    disk.crash(keepNothing(), SSD_PROFILE)
+    expect(disk.open().initialState().hardState.commit).toBe(2)
+    disk.run(disk.log.persist({ hardState: hs(2, 3), entries: [], sync: false }), manual(), () => undefined)
+    disk.stopCleanly()
+    expect(disk.open().initialState().hardState.commit).toBe(3)
   })
 
-  it('the durable last index counts synced records only (what a power loss would leave)', () => {
+  it('a disk that acknowledges before writing loses acknowledged entries, and the tail mark tells', () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
+    disk.open()
+    disk.lying = true
+    expect(disk.run(disk.log.persist({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)] }), manual(), () => undefined).done).toBe(true)
+    expect(disk.log.lastIndex()).toBe(3)
     expect(disk.durableLastIndex()).toBe(1)
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)], snapshot: undefined }, true)
-    expect(disk.durableLastIndex()).toBe(1)
-    disk.sync()
-    expect(disk.durableLastIndex()).toBe(3)
-    // Written without a sync (as the ack-before-fsync variant does): not durable yet.
-    disk.write({ hardState: undefined, entries: [entry(4, 2)], snapshot: undefined }, false)
-    expect(disk.storage.lastIndex()).toBe(4)
-    expect(disk.durableLastIndex()).toBe(3)
-    const snap = { metadata: { index: 9, term: 3, confState: CONF }, data: new Uint8Array([9]) }
-    disk.write({ hardState: { term: 3, vote: null, commit: 9 }, entries: [], snapshot: snap }, true)
-    disk.sync()
-    expect(disk.durableLastIndex()).toBe(9)
-    // Reading it changes nothing: a crash and recovery still see the same disk.
-    disk.crash(scripted([0]), SSD_PROFILE)
-    expect(disk.recover().lastIndex()).toBe(9)
-  })
-
-  it("a leader's snapshot replaces the log, even when its marker record is lost", () => {
-    const disk = SimDisk.founding(CONF, new Uint8Array())
-    disk.write({ hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)], snapshot: undefined }, true)
-    disk.sync()
-    const snap = { metadata: { index: 5, term: 3, confState: CONF }, data: new Uint8Array([9]) }
-    disk.write({ hardState: { term: 3, vote: null, commit: 5 }, entries: [], snapshot: snap }, true)
-    disk.sync()
-    expect(disk.recover().snapshot().metadata.index).toBe(5)
-    // Saved to the snapshot store before the log names it: a crash right after the save keeps it.
+    // The segment loses its write; the mark, written after it "completed", keeps both of its.
+    disk.crash(scripted([0, 0.99, 0.99]), SSD_PROFILE)
+    disk.lying = false
+    const log = disk.open()
+    expect(log.lastIndex()).toBe(1)
+    expect(log.recovery.lostTail).toMatchObject({ expectedLastIndex: 3, lastIndex: 1 })
+    expect(log.repairIndex).toBe(3)
+    // Written back in time, nothing is lost.
     const disk2 = SimDisk.founding(CONF, new Uint8Array())
-    disk2.write({ hardState: undefined, entries: [], snapshot: snap }, true)
-    disk2.crash(scripted([0]), SSD_PROFILE)
-    const st = disk2.recover()
-    expect(st.snapshot().metadata.index).toBe(5)
-    expect(st.initialState().hardState.commit).toBe(5)
+    disk2.open()
+    disk2.lying = true
+    disk2.run(disk2.log.persist({ hardState: hs(2, 1), entries: [entry(2, 2)] }), manual(), () => undefined)
+    disk2.writeBack()
+    expect(disk2.durableLastIndex()).toBe(2)
   })
 
-  it('compaction drops the log prefix but keeps what recovery needs', () => {
+  it("a leader's snapshot replaces the log; saved before the log names it, it outlives a crash in between", () => {
     const disk = SimDisk.founding(CONF, new Uint8Array())
-    const entries = Array.from({ length: 20 }, (_, i) => entry(i + 2, 2))
-    disk.write({ hardState: hs(2, 21), entries, snapshot: undefined }, true)
-    disk.sync()
-    disk.createSnapshot(15, CONF, new Uint8Array([15]))
-    const before = disk.recordCount
-    disk.compact(12)
-    expect(disk.recordCount).toBeLessThan(before)
-    expect(disk.storage.firstIndex()).toBe(13)
-    const st = disk.recover()
-    expect(st.snapshot().metadata.index).toBe(15)
-    expect(st.lastIndex()).toBe(21)
-    expect(st.initialState().hardState).toEqual(hs(2, 21))
+    disk.open()
+    persist(disk, { hardState: hs(2, 1), entries: [entry(2, 2), entry(3, 2)] })
+    const snap = { metadata: { index: 5, term: 3, confState: CONF }, data: new Uint8Array([9]) }
+    persist(disk, { hardState: { term: 3, vote: null, commit: 5 }, entries: [], snapshot: snap })
+    expect(disk.durableLastIndex()).toBe(5)
+    disk.crash(keepNothing(), SSD_PROFILE)
+    expect(disk.open().snapshot().metadata.index).toBe(5)
+    // The save completes, then the crash comes before the marker is written.
+    const disk2 = SimDisk.founding(CONF, new Uint8Array())
+    disk2.open()
+    const t = manual()
+    disk2.run(disk2.log.persist({ entries: [], snapshot: snap }), t, () => undefined)
+    t.complete() // only the snapshot save: the marker's append was begun after it
+    disk2.crash(keepNothing(), SSD_PROFILE)
+    const log = disk2.open()
+    expect(log.snapshot().metadata.index).toBe(5)
+    expect(log.initialState().hardState.commit).toBe(5)
+  })
+
+  it('segments roll, compaction deletes old ones, and recovery finds the rest either way', () => {
+    const disk = SimDisk.founding(CONF, new Uint8Array())
+    disk.open()
+    const big = (index: number): Entry => ({ index, term: 2, type: 'normal', data: new Uint8Array(1000).fill(index & 0xff) })
+    for (let i = 2; i <= 61; i++) persist(disk, { hardState: hs(2, i), entries: [big(i)] })
+    expect(disk.log.stats.syncs).toBeGreaterThan(60)
+    const t = manual()
+    disk.run(disk.log.createSnapshot(50, CONF, new Uint8Array([50])), t, () => undefined)
+    t.complete()
+    t.complete()
+    disk.run(disk.log.compact(45), t, () => undefined)
+    t.complete()
+    expect(disk.log.firstIndex()).toBe(46)
+    for (const seed of [1, 2, 3, 4]) {
+      disk.crash(createRng(seed), SSD_PROFILE)
+      const log = disk.open()
+      expect(log.snapshot().metadata.index).toBe(50)
+      expect(log.lastIndex()).toBe(61)
+      expect(log.initialState().hardState).toEqual(hs(2, 61))
+    }
   })
 })
 
