@@ -8,7 +8,8 @@
  * gateway) is said in the log and in `shoal status`; so is, as a warning with what to do, a
  * Docker engine with no bridge gateway, or a gateway this peer cannot listen on.
  */
-import { DnsServer, DnsListenError, zoneRecordsFromStore, type DnsStats, type ListenAddress } from '../protocols/dns/index.ts'
+import { DnsServer, DnsListenError, type DnsStats, type ListenAddress } from '../protocols/dns/index.ts'
+import { zoneRecordsFromStore } from '../runtime/dns-records.ts'
 import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'

@@ -5,7 +5,7 @@
  */
 import type { Container, StateStore } from '../storage/statestore/index.ts'
 import { TASKS_PREFIX, decodeTask, taskKey, type Task } from './scheduler/task.ts'
-import { TASK_LABEL } from './container-labels.ts'
+import { TASK_LABEL } from '../storage/statestore/container-labels.ts'
 
 /**
  * Ids of containers the scheduler started whose task no longer wants them (scaled down,

@@ -12,7 +12,7 @@ import type { Rng } from './random.ts'
 import type { WorkloadConfig } from './workload.ts'
 import type { ServiceWorkloadConfig } from './service-workload.ts'
 import type { ServiceSettings } from './services.ts'
-import { TASK_LABEL } from '../runtime/container-labels.ts'
+import { TASK_LABEL } from '../storage/statestore/container-labels.ts'
 import { lockHolder } from '../storage/statestore/index.ts'
 
 /** What a scenario's fault plan works with. */

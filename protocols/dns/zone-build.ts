@@ -11,14 +11,14 @@
  */
 import * as dnsPacket from 'dns-packet'
 import type { Container, Host } from '../../storage/statestore/index.ts'
-import { serviceOf, servicePortsOf } from '../../runtime/container-labels.ts'
+import { serviceOf, servicePortsOf } from '../../storage/statestore/container-labels.ts'
 import {
   HOSTS_LABEL, NAME_MAX_BYTES, NS_LABEL, ZONE_LABEL, dotted, hostAddresses, ipText, labelsOf, nameKey, parseIp,
   reverseLabels, shortIdLabel, wireLength, type IpAddress,
 } from './names.ts'
 import { HEADER_BYTES, RCODE, TYPE } from './wire.ts'
 
-/** What the zone is built from: the replica's records (see store-records.ts). */
+/** What the zone is built from: the replica's records (runtime/dns-records.ts reads them from the StateStore). */
 export interface ZoneRecords {
   readonly containers: readonly Container[]
   readonly hosts: readonly Host[]

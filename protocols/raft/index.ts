@@ -16,7 +16,7 @@ export {
   bootstrapHardState,
   bootstrapSnapshot,
   type MemoryLogStorageInit,
-} from './memory-storage.ts'
+} from '../../storage/raft-log/memory-log-storage.ts'
 export type { LogStorage, InitialState } from './storage.ts'
 export {
   decodeConfChange,

@@ -35,7 +35,7 @@
  * - Reports are written only when state, generation, container or error change.
  */
 import { EngineError, type Container, type EngineErrorKind, type TaskContainerSpec } from '../runtime.ts'
-import { SERVICE_LABEL, serviceOf } from '../container-labels.ts'
+import { SERVICE_LABEL, serviceOf } from '../../storage/statestore/container-labels.ts'
 import { DEFAULT_RESTART, type RestartPolicy, type ServiceRecord } from '../scheduler/spec.ts'
 import { compareTasks, parseTaskStateKey, taskId, taskStateKey, type Observed, type ObservedState, type Task } from '../scheduler/task.ts'
 import { TASK_LABEL, specForTask, taskContainerSpec } from './container-spec.ts'

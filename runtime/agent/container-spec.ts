@@ -12,7 +12,7 @@
  * `shoal.*` user labels anyway; this also holds for a record written by another writer).
  */
 import type { TaskContainerSpec } from '../runtime.ts'
-import { PORT_LABEL, SERVICE_LABEL, SPEC_VERSION_LABEL, TASK_LABEL, parsePortLabel, type ServicePort } from '../container-labels.ts'
+import { PORT_LABEL, SERVICE_LABEL, SPEC_VERSION_LABEL, TASK_LABEL, parsePortLabel, type ServicePort } from '../../storage/statestore/container-labels.ts'
 import type { ServiceRecord, ServiceSpec } from '../scheduler/spec.ts'
 import { taskId, type Task } from '../scheduler/task.ts'
 

@@ -13,7 +13,7 @@
  * replacements.
  */
 import type { Container, Link, LinkEndpointKind, LinkPort } from '../../storage/statestore/index.ts'
-import { serviceOf, servicePortsOf } from '../container-labels.ts'
+import { serviceOf, servicePortsOf } from '../../storage/statestore/container-labels.ts'
 import { isServing } from '../serving.ts'
 
 /** A link with every field of issue 13 present (older records get defaults: `normalizeLink`). */

@@ -20,7 +20,7 @@
  *    to the emptiest eligible host, one batch at a time, until counts differ by at most one.
  */
 import type { Container } from '../../storage/statestore/index.ts'
-import { TASK_LABEL } from '../container-labels.ts'
+import { TASK_LABEL } from '../../storage/statestore/container-labels.ts'
 import { capacityReason, feasibleHosts, infeasibleReason, staticReason, Usage, type SchedHost } from './feasible.ts'
 import { bestHost, rankHosts } from './rank.ts'
 import { instanceHash, rollbackRecord, type ServiceRecord, type UpdateConfig } from './spec.ts'

@@ -7,7 +7,7 @@
  *
  * Names are plain file names inside the log's directory; the executor owns the directory.
  */
-import type { Snapshot } from '../../protocols/raft/index.ts'
+import type { Snapshot } from './log-types.ts'
 
 /** One request to the file system or the snapshot store. */
 export type LogIo =

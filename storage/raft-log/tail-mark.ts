@@ -27,7 +27,7 @@
  * write torn by a crash spoils at most one slot, and the other still holds the previous mark.
  */
 import { crc32 } from './crc32.ts'
-import type { HardState } from '../../protocols/raft/index.ts'
+import type { HardState } from './log-types.ts'
 
 /** The file's name inside the log directory. */
 export const TAIL_MARK_FILE = 'tail.mark'

@@ -10,18 +10,9 @@
  * (tail-mark.ts) rewritten after every durable write so that recovery can tell a torn last
  * write (cut off) from a tail the disk lost after acknowledging it (repairIndex).
  */
-import {
-  MemoryLogStorage,
-  bootstrapSnapshot,
-  bootstrapHardState,
-  EMPTY_HARD_STATE,
-  type ConfState,
-  type Entry,
-  type HardState,
-  type InitialState,
-  type LogStorage,
-  type Snapshot,
-} from '../../protocols/raft/index.ts'
+import { EMPTY_HARD_STATE, type ConfState, type Entry, type HardState, type Snapshot } from './log-types.ts'
+import type { InitialState, LogStorage } from './log-storage.ts'
+import { MemoryLogStorage, bootstrapHardState, bootstrapSnapshot } from './memory-log-storage.ts'
 import { encodeRecords, scanRecords, type WalRecord } from './wal-record.ts'
 import { TAIL_MARK_FILE, TailMarkSlots, parseTailMark, type TailMark } from './tail-mark.ts'
 import { ioDo, ioList, ioNewestSnapshot, ioRead, type LogJob } from './log-io.ts'

@@ -5,7 +5,7 @@
  * of the file and look like a torn write) is told apart from a write the crash cut short.
  */
 import { crc32 } from './crc32.ts'
-import type { Entry, HardState } from '../../protocols/raft/index.ts'
+import type { Entry, HardState } from './log-types.ts'
 
 /** One record's frame header: length + CRC. */
 export const RECORD_HEADER_BYTES = 12

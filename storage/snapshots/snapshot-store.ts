@@ -14,7 +14,7 @@
 import { Key, type Datastore } from 'interface-datastore'
 import { encode, decode } from '@msgpack/msgpack'
 import { crc32 } from 'node:zlib'
-import type { Snapshot } from '../../protocols/raft/index.ts'
+import type { Snapshot } from '../raft-log/log-types.ts'
 import { SyncedLevelDatastore } from './synced-level-datastore.ts'
 
 /** Pieces a snapshot is stored in: LevelDB handles values of this size well, and a huge state needs no huge value. */

@@ -8,7 +8,8 @@ import net from 'node:net'
 import * as dnsPacket from 'dns-packet'
 import { StoreDriver } from '../../storage/statestore/testing.ts'
 import { containerKey, encodeRecord, hostKey, type Container, type Host } from '../../storage/statestore/records.ts'
-import { DnsListenError, DnsServer, zoneRecordsFromStore } from '../../protocols/dns/index.ts'
+import { DnsListenError, DnsServer } from '../../protocols/dns/index.ts'
+import { zoneRecordsFromStore } from '../../runtime/dns-records.ts'
 import { container, host } from '../../protocols/dns/testing.ts'
 
 interface Dig {

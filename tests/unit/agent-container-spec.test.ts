@@ -3,7 +3,7 @@
  * is created with, and which version of the service it runs.
  */
 import { describe, it, expect } from 'vitest'
-import { servicePortsOf, serviceOf } from '../../runtime/container-labels.ts'
+import { servicePortsOf, serviceOf } from '../../storage/statestore/container-labels.ts'
 import { specForTask, taskContainerSpec } from '../../runtime/agent/container-spec.ts'
 import { service, updated } from '../helpers/scheduler-fixtures.ts'
 

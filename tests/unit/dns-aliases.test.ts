@@ -5,7 +5,7 @@
 import { describe, it, expect } from 'vitest'
 import { Zone, type ZoneAnswer } from '../../protocols/dns/zone.ts'
 import type { ZoneRecords } from '../../protocols/dns/zone-build.ts'
-import { zoneRecordsFromStore } from '../../protocols/dns/store-records.ts'
+import { zoneRecordsFromStore } from '../../runtime/dns-records.ts'
 import { answerData, container, decode, query, type QueryType, type Response } from '../../protocols/dns/testing.ts'
 import { StateStore } from '../../storage/statestore/store.ts'
 import { containerKey, encodeRecord, linkAddressKey, linkKey } from '../../storage/statestore/index.ts'

@@ -11,7 +11,7 @@ import {
 } from '../../runtime/docker-mapping.ts'
 import { CONTAINER_RECORD_MAX_BYTES, clampTime, toContainerRecord, truncateText, type ContainerDraft } from '../../runtime/container-record.ts'
 import { nextBackoffMs } from '../../runtime/docker-runtime.ts'
-import { parsePortLabel, serviceOf, servicePortsOf } from '../../runtime/container-labels.ts'
+import { parsePortLabel, serviceOf, servicePortsOf } from '../../storage/statestore/container-labels.ts'
 
 const identity = { hostId: '12D3KooWHostA', hostName: 'host-a' }
 const ID = '7e6287942767ec14a983808e7ee33bf945fb4f10619e046d97d0c36f0baf2729'

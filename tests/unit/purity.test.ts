@@ -22,14 +22,13 @@ const CORES = [
   'runtime/converge-loop.ts',
   'protocols/piece-reader.ts',
   'node/container-views.ts',
-  'runtime/container-labels.ts',
   'runtime/docker-mapping.ts',
   'runtime/docker-task-config.ts',
   'protocols/dns/names.ts',
   'protocols/dns/wire.ts',
   'protocols/dns/zone-build.ts',
   'protocols/dns/zone.ts',
-  'protocols/dns/store-records.ts',
+  'runtime/dns-records.ts',
   'protocols/dns/tcp-limits.ts',
   'protocols/pnet/keystream.ts',
   // Links (issue 13): endpoints, sources, targets, addresses; and the serving rule they share with DNS.
@@ -42,6 +41,9 @@ const CORES = [
   ...tsFiles('runtime/scheduler'),
   // The host agent's core (issue 12): every peer runs it, and so does the simulator.
   ...tsFiles('runtime/agent'),
+  // The Raft log's decisions and codecs (the simulator runs them over its own file system); only
+  // file-log-storage.ts and fs-util.ts touch real files.
+  ...tsFiles('storage/raft-log', /^(file-log-storage|fs-util)\.ts$/),
   // The simulator, all of it (its worker-thread runner lives in cli/).
   ...tsFiles('simulations'),
   ...tsFiles('simulations/checkers'),

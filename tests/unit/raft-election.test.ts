@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest'
 import type { Message } from '../../protocols/raft/messages.ts'
-import { MemoryLogStorage } from '../../protocols/raft/memory-storage.ts'
+import { MemoryLogStorage } from '../../storage/raft-log/memory-log-storage.ts'
 import { Cluster } from '../../protocols/raft/testing/cluster.ts'
 import { drain, ofType, rawNode } from '../../protocols/raft/testing/raw.ts'
 import type { ConfState } from '../../protocols/raft/types.ts'

@@ -5,7 +5,7 @@
 // leader must repair it instead of taking its rejections for stale ones.
 
 import { describe, expect, it } from 'vitest'
-import { MemoryLogStorage } from '../../protocols/raft/memory-storage.ts'
+import { MemoryLogStorage } from '../../storage/raft-log/memory-log-storage.ts'
 import { drain, ids, ofType, pump, rawNode, type RawNode } from '../../protocols/raft/testing/raw.ts'
 import type { ConfState, Entry, NodeId } from '../../protocols/raft/types.ts'
 

@@ -1,7 +1,7 @@
 // Log compaction and InstallSnapshot (thesis §5.1), snapshot flow control.
 
 import { describe, expect, it } from 'vitest'
-import { MemoryLogStorage } from '../../protocols/raft/memory-storage.ts'
+import { MemoryLogStorage } from '../../storage/raft-log/memory-log-storage.ts'
 import type { SnapshotMessage } from '../../protocols/raft/messages.ts'
 import { Cluster } from '../../protocols/raft/testing/cluster.ts'
 import { drain, ofType, rawNode, storageWithTerms } from '../../protocols/raft/testing/raw.ts'

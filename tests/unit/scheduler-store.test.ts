@@ -10,7 +10,7 @@ import { readSchedulerState } from '../../runtime/scheduler/state.ts'
 import { changeTxns } from '../../runtime/scheduler/proposals.ts'
 import { encodeObserved, encodeTask, taskKey, taskStateKey, type Task } from '../../runtime/scheduler/task.ts'
 import { encodeServiceRecord } from '../../runtime/scheduler/spec.ts'
-import { zoneRecordsFromStore } from '../../protocols/dns/store-records.ts'
+import { zoneRecordsFromStore } from '../../runtime/dns-records.ts'
 import { container } from '../../protocols/dns/testing.ts'
 import { service, task } from '../helpers/scheduler-fixtures.ts'
 

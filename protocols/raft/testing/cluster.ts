@@ -17,7 +17,7 @@
 
 import { decodeConfChange, type ConfChange } from '../conf-change.ts'
 import { RaftCore, type Ready } from '../core.ts'
-import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryLogStorage } from '../memory-storage.ts'
+import { BOOTSTRAP_INDEX, BOOTSTRAP_TERM, MemoryLogStorage } from '../../../storage/raft-log/memory-log-storage.ts'
 import type { Message } from '../messages.ts'
 import type { ProposeResult, ReadIndexResult, TransferResult } from '../results.ts'
 import { entryEqual, type ConfState, type Entry, type EntryType, type NodeId, type ReadState } from '../types.ts'

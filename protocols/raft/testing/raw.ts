@@ -4,7 +4,7 @@
 
 import { decodeConfChange } from '../conf-change.ts'
 import { RaftCore, type RaftCoreConfig } from '../core.ts'
-import { MemoryLogStorage } from '../memory-storage.ts'
+import { MemoryLogStorage } from '../../../storage/raft-log/memory-log-storage.ts'
 import type { Message } from '../messages.ts'
 import type { ConfState, Entry, LogLossEvent, NodeId, ReadState } from '../types.ts'
 import { createPrng } from './prng.ts'

@@ -1,10 +1,10 @@
 /** Reads what the DNS zone is built from out of a StateStore replica (pure). */
-import { CONTAINERS_PREFIX, HOSTS_PREFIX, parseContainer, parseHost, type Container, type Host, type StateStore } from '../../storage/statestore/index.ts'
-import type { ZoneRecords } from './zone-build.ts'
-import { outOfServiceIds } from '../../runtime/serving.ts'
-import { aliasAnswers, normalizeLink, type LinkRecord } from '../../runtime/links/links.ts'
-import { readLinkAddresses } from '../../runtime/links/store.ts'
-import { LINKS_PREFIX, parseLink } from '../../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, HOSTS_PREFIX, parseContainer, parseHost, type Container, type Host, type StateStore } from '../storage/statestore/index.ts'
+import type { ZoneRecords } from '../protocols/dns/zone-build.ts'
+import { outOfServiceIds } from './serving.ts'
+import { aliasAnswers, normalizeLink, type LinkRecord } from './links/links.ts'
+import { readLinkAddresses } from './links/store.ts'
+import { LINKS_PREFIX, parseLink } from '../storage/statestore/index.ts'
 
 /**
  * Every container and host record of `store`, and its revision. Records that do not parse are

@@ -2,7 +2,7 @@
 // deterministic simulator use it as the "disk": what is written here survives a
 // simulated crash, what sits only in a RaftCore does not.
 
-import type { InitialState, LogStorage } from './storage.ts'
+import type { InitialState, LogStorage } from './log-storage.ts'
 import {
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
@@ -12,7 +12,7 @@ import {
   type Entry,
   type HardState,
   type Snapshot,
-} from './types.ts'
+} from './log-types.ts'
 
 /** Options for a fresh MemoryLogStorage. */
 export interface MemoryLogStorageInit {

@@ -20,7 +20,7 @@
  * SRV ports are container ports: they are reached on the container's own addresses, which
  * `CONTAINER.shoal` answers. Host-side bindings stay available in `Container.ports`.
  */
-import type { Container } from '../storage/statestore/index.ts'
+import type { Container } from './records.ts'
 
 /** Label naming the container's service. */
 export const SERVICE_LABEL = 'shoal.service'
