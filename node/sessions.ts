@@ -19,8 +19,9 @@
 import { randomInt } from 'node:crypto'
 import type { Libp2p } from '@libp2p/interface'
 import {
+  HeldLeases,
+  SESSION_TICK_MS,
   LeaseKeeper,
-  LeaseHolder,
   LEASE_CLOCK_DRIFT_MAX,
   LEASE_RENEW_BATCH_MAX,
   lockAcquireRequest,
@@ -29,7 +30,6 @@ import {
   LOCKS_PREFIX,
   isValidLockName,
   isValidLeaseId,
-  renewalBatches,
   renewAsLeader,
   RenewalRequests,
   RENEW_PENDING_MAX,
@@ -48,8 +48,6 @@ import type { WatchHub } from './watch-hub.ts'
 import { ApiError } from './api-server.ts'
 
 export const LEASES_PROTOCOL = '/shoal/leases/1'
-/** How often the session timer runs: renewals due, the leader's expiry, timed-out requests. */
-const SESSION_TICK_MS = 250
 /** Largest renewal frame: a batch of ids, JSON-encoded. */
 const RENEW_FRAME_MAX_BYTES = 64 * 1024
 /** Frames queued for one peer before the oldest are dropped (a lost renewal is retried). */
@@ -85,18 +83,11 @@ export interface SessionsInit {
   log: { info(m: string): void; debug(m: string): void; warn(m: string): void }
 }
 
-interface HeldLease {
-  readonly ttlMs: number
-  /** When this peer last sent a renewal for it (monotonic ms). */
-  lastSentMs: number
-  /** This peer's own deadline for the lease. */
-  readonly holder: LeaseHolder
-}
-
 export class Sessions {
   private readonly init: SessionsInit
   private readonly leases = new LeaseKeeper()
-  private readonly held = new Map<number, HeldLease>()
+  /** Leases this peer holds for its clients, and their renewals (the simulator runs the same table). */
+  private readonly held = new HeldLeases({ clockDriftMax: LEASE_CLOCK_DRIFT_MAX })
   /** Renewal requests waiting on the leader (the simulator runs the same table). */
   private readonly pending = new RenewalRequests({ timeoutMs: RENEW_TIMEOUT_MS, pendingMax: RENEW_PENDING_MAX })
   private readonly channel: FramedChannel
@@ -194,9 +185,7 @@ export class Sessions {
       const sentMs = monotonicMs()
       try {
         await this.init.kv.write({ type: 'leaseGrant', id, ttlMs })
-        const holder = new LeaseHolder({ ttlMs, clockDriftMax: LEASE_CLOCK_DRIFT_MAX })
-        holder.onConfirmed(sentMs)
-        this.held.set(id, { ttlMs, lastSentMs: sentMs, holder })
+        this.held.add(id, ttlMs, sentMs)
         return id
       } catch (err) {
         // A clash of random ids is astronomically rare; anything else is the caller's problem.
@@ -218,18 +207,14 @@ export class Sessions {
    */
   async keepAlive(id: number): Promise<{ id: number; ttlMs: number }> {
     if (!isValidLeaseId(id)) throw new ApiError(400, 'id must be a lease id (a positive integer)')
-    const entry = this.held.get(id)
-    if (entry === undefined) throw new ApiError(404, `lease ${id} is not held by this peer: it was released, it expired, or another peer holds it`)
+    const ttlMs = this.held.ttlOf(id)
+    if (ttlMs === null) throw new ApiError(404, `lease ${id} is not held by this peer: it was released, it expired, or another peer holds it`)
     const sentMs = monotonicMs()
     const reply = await this.renew([id])
     if (!reply.ok) throw new ApiError(503, `the renewal of lease ${id} was not confirmed: ${reply.reason}; retry`)
-    const refused = reply.refused.find((r) => r.id === id)
-    if (refused !== undefined) {
-      this.held.delete(id)
-      throw new ApiError(404, `lease ${id} ${refused.code === 'lease-expired' ? 'expired' : 'no longer exists'}: its locks are released`)
-    }
-    entry.holder.onConfirmed(sentMs)
-    return { id, ttlMs: entry.ttlMs }
+    const refused = this.held.onReply(sentMs, reply).find((r) => r.id === id)
+    if (refused !== undefined) throw new ApiError(404, `lease ${id} ${refused.code === 'lease-expired' ? 'expired' : 'no longer exists'}: its locks are released`)
+    return { id, ttlMs }
   }
 
   /**
@@ -303,10 +288,7 @@ export class Sessions {
 
   /** Why this peer can no longer count on `lease`, or null while it can. */
   private lostReason(lease: number): string | null {
-    const entry = this.held.get(lease)
-    if (entry === undefined) return 'the session is gone (expired or revoked)'
-    if (!entry.holder.holds(monotonicMs())) return `no renewal was confirmed by the leader within the session's ${entry.ttlMs / 1000} s TTL (is a quorum reachable?)`
-    return null
+    return this.held.lostReason(lease, monotonicMs())
   }
 
   /**
@@ -407,23 +389,10 @@ export class Sessions {
 
   /** Renews every held lease whose renewal is due, however many: in batches of LEASE_RENEW_BATCH_MAX. */
   private renewDue(now: number): void {
-    const due: number[] = []
-    for (const [id, entry] of this.held) {
-      if (now - entry.lastSentMs >= entry.holder.renewIntervalMs) {
-        entry.lastSentMs = now
-        due.push(id)
-      }
-    }
-    for (const batch of renewalBatches(due, LEASE_RENEW_BATCH_MAX)) {
+    for (const batch of this.held.due(now)) {
       void this.renew(batch).then((reply) => {
-        if (!reply.ok) {
-          this.init.log.debug(`renewal of ${batch.length} lease(s) not confirmed: ${reply.reason}`)
-          return
-        }
-        for (const id of reply.renewed) this.held.get(id)?.holder.onConfirmed(now)
-        for (const { id, code } of reply.refused) {
-          if (this.held.delete(id)) this.init.log.info(`lease ${id} ${code === 'lease-expired' ? 'expired' : 'is gone'}: stopped renewing it`)
-        }
+        if (!reply.ok) this.init.log.debug(`renewal of ${batch.length} lease(s) not confirmed: ${reply.reason}`)
+        for (const { id, code } of this.held.onReply(now, reply)) this.init.log.info(`lease ${id} ${code === 'lease-expired' ? 'expired' : 'is gone'}: stopped renewing it`)
       })
     }
   }

@@ -38,6 +38,22 @@ export class ClientApi {
     })
   }
 
+  /** Grants lease `leaseId` through `nodeId`, which then holds and renews it (Sessions.grant). */
+  grantLease(nodeId: string, requestId: string, leaseId: number, ttlMs: number, onDone: (outcome: ProposalOutcome) => void): void {
+    this.call(() => {
+      const node = this.cluster.node(nodeId)
+      const base = node.commandBase()
+      const data = encodeCommand({ origin: nodeId, requestId, request: { type: 'leaseGrant', id: leaseId, ttlMs }, ...(base === undefined ? {} : { base }) })
+      node.grantLease(leaseId, ttlMs, data, proposalKey(nodeId, requestId), (o) => this.answer(() => onDone(o)))
+    })
+  }
+
+  /** Releases lease `leaseId` held by `nodeId` (Sessions.release): it stops renewing it, then the revoke is proposed. */
+  releaseLease(nodeId: string, requestId: string, leaseId: number, onDone: (outcome: ProposalOutcome) => void): void {
+    this.call(() => this.cluster.node(nodeId).releaseLease(leaseId))
+    this.write(nodeId, requestId, { type: 'leaseRevoke', id: leaseId }, onDone)
+  }
+
   /** Reads user key `key` from `nodeId`'s replica; `consistent` confirms with the leader first (kv-service get). */
   read(nodeId: string, key: string, consistent: boolean, onDone: (outcome: ReadOutcome) => void): void {
     this.call(() => {

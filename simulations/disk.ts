@@ -43,7 +43,7 @@ export interface CrashReport {
 }
 
 /** Segments roll at this size in the simulator, so rolling and segment deletion run in every long run. */
-const SIM_SEGMENT_MAX_BYTES = 16 * 1024
+export const SIM_SEGMENT_MAX_BYTES = 16 * 1024
 
 type Pending = { readonly offset: number; readonly bytes: Uint8Array } | { readonly truncate: number }
 
@@ -223,6 +223,11 @@ export class SimDisk {
     this.appendTo = null
     this.log = this.runNow(WalLog.open(this.options))
     return this.log
+  }
+
+  /** Every file's current bytes, by name (for tests that compare with a real directory). */
+  fileBytes(): Map<string, Uint8Array> {
+    return new Map([...this.fs.files].map(([name, f]) => [name, f.current]))
   }
 
   /** Writes not yet durable, over all files. */

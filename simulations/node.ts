@@ -37,7 +37,7 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
+import { StateStore, HeldLeases, LEASE_CLOCK_DRIFT_MAX, SESSION_TICK_MS, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
 import { LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync, touchesPrefix } from './containers.ts'
@@ -233,6 +233,9 @@ export class SimNode {
   private snapshotSaved: Snapshot | null = null
   private counter = 0
   private lastLeaseTimerMs = 0
+  private lastSessionTickMs = 0
+  /** Leases this life holds for clients (Sessions' table); a crash forgets them, as the daemon's does. */
+  private held = new HeldLeases({ clockDriftMax: LEASE_CLOCK_DRIFT_MAX })
   private lastAutopilotMs = 0
   private lastLead: string | null = null
   /** This life's side of the host's containers (HostSync). */
@@ -379,23 +382,69 @@ export class SimNode {
     })
   }
 
-  /** Renews lease `leaseId` (owned by this node) with the leader; `onDone(true)` once the leader renewed it. */
+  /**
+   * Grants a lease this node holds for a client (Sessions.grant): `data` proposes the grant;
+   * once it applied, the node renews the lease until it is released or gone.
+   */
+  grantLease(leaseId: number, ttlMs: number, data: Uint8Array, key: string, onDone: (outcome: ProposalOutcome) => void): void {
+    if (!this.alive) {
+      onDone({ kind: 'unavailable' })
+      return
+    }
+    const gen = this.generation
+    this.input(RAFT, () => {
+      // The leader's clock starts the lease when it applies the grant, after this instant.
+      const sentMs = this.nowMs()
+      this.proposeData(key, data, (outcome) => {
+        if (gen === this.generation && outcome.kind === 'applied' && outcome.result.ok) this.held.add(leaseId, ttlMs, sentMs)
+        onDone(outcome)
+      })
+    })
+  }
+
+  /** Stops renewing lease `leaseId` (Sessions.release, before its revoke is proposed). */
+  releaseLease(leaseId: number): void {
+    this.input(RAFT, () => void this.held.delete(leaseId))
+  }
+
+  /**
+   * A client's own renewal of lease `leaseId`, held by this node (Sessions.keepAlive):
+   * `onDone(true)` once the leader renewed it; false when it is not held here (the daemon's
+   * 404) or the leader did not confirm.
+   */
   keepAlive(leaseId: number, onDone: (ok: boolean) => void): void {
     if (!this.alive) {
       onDone(false)
       return
     }
     this.input(RAFT, () => {
-      const renewed = (reply: RenewReply): void => onDone(reply.ok && reply.renewed.includes(leaseId))
-      if (this.soft.role === 'leader') {
-        this.renewAsLeader(this.id, [leaseId], renewed)
-        return
-      }
-      const lead = this.soft.lead
-      if (lead === null) return onDone(false)
-      const id = this.renewals.start(lead, this.nowMs(), renewed)
-      if (id !== null) this.host.send(this.id, lead, { kind: 'keepalive', id, leases: [leaseId] })
+      if (!this.held.has(leaseId)) return onDone(false)
+      const sentMs = this.nowMs()
+      this.renew([leaseId], (reply) => {
+        this.held.onReply(sentMs, reply)
+        onDone(reply.ok && reply.renewed.includes(leaseId))
+      })
     })
+  }
+
+  /** Renews `ids` with the leader (Sessions.renew); `onReply` hears its answer or a failure. */
+  private renew(ids: readonly number[], onReply: (reply: RenewReply) => void): void {
+    if (this.soft.role === 'leader') return this.renewAsLeader(this.id, ids, onReply)
+    const lead = this.soft.lead
+    if (lead === null) return onReply({ ok: false, reason: 'no leader: an election is running or a quorum is unreachable' })
+    const id = this.renewals.start(lead, this.nowMs(), onReply)
+    if (id !== null) this.host.send(this.id, lead, { kind: 'keepalive', id, leases: [...ids] })
+  }
+
+  /** Renews every held lease that is due (Sessions.renewDue). */
+  private renewDue(now: number): void {
+    for (const batch of this.held.due(now)) {
+      this.renew(batch, (reply) => {
+        for (const { id, code } of this.held.onReply(now, reply)) {
+          this.host.trace.note(this.host.scheduler.nowUs, 'lease', `${this.id} stops renewing lease ${id} (${code})`)
+        }
+      })
+    }
   }
 
   // ------------------------------------------------------------ faults
@@ -544,6 +593,10 @@ export class SimNode {
     this.core.tick()
     this.requests.tick(now)
     this.renewals.tick(now)
+    if (now - this.lastSessionTickMs >= SESSION_TICK_MS) {
+      this.lastSessionTickMs = now
+      this.renewDue(now)
+    }
     this.membership.tick(now)
     if (now - this.lastLeaseTimerMs >= LEASE_TIMER_MS) {
       this.lastLeaseTimerMs = now
@@ -990,6 +1043,8 @@ export class SimNode {
     const swimRng = this.rngs.swim
     this.membership = new NodeMembership(this.id, now, () => swimRng.next(), this.host.seeds(this.id))
     this.lastLeaseTimerMs = now
+    this.lastSessionTickMs = now
+    this.held = new HeldLeases({ clockDriftMax: LEASE_CLOCK_DRIFT_MAX })
     this.lastAutopilotMs = now
     this.bootMs = now
     this.upSinceUs = this.host.scheduler.nowUs

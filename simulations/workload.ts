@@ -358,7 +358,7 @@ class Session {
   begin(): void {
     const cfg = this.w.settings
     const sentUs = this.w.now
-    this.write({ type: 'leaseGrant', id: this.leaseId, ttlMs: cfg.leaseTtlMs }, (ok) => {
+    this.write((requestId, answer) => this.w.client.grantLease(this.node, requestId, this.leaseId, cfg.leaseTtlMs, answer), (ok) => {
       if (!ok) return this.end('grant failed')
       this.extend(sentUs)
       this.keepAliveLoop()
@@ -368,7 +368,7 @@ class Session {
 
   private acquire(): void {
     if (this.over) return
-    this.write(lockAcquireRequest(this.lock, this.leaseId), (ok) => {
+    this.write((requestId, answer) => this.w.client.write(this.node, requestId, lockAcquireRequest(this.lock, this.leaseId), answer), (ok) => {
       if (!ok) return this.release('acquire failed')
       this.waitingSinceUs = this.w.now
       this.poll()
@@ -431,7 +431,7 @@ class Session {
       this.w.note(`${this.client} stops holding ${this.lock} (${why})`)
     }
     this.over = true
-    this.write({ type: 'leaseRevoke', id: this.leaseId }, () => this.finish())
+    this.write((requestId, answer) => this.w.client.releaseLease(this.node, requestId, this.leaseId, answer), () => this.finish())
   }
 
   private end(why: string): void {
@@ -445,8 +445,8 @@ class Session {
     this.done()
   }
 
-  /** A session write; `ok` only if applied successfully (anything else: the client moves on). */
-  private write(request: Request, onDone: (ok: boolean) => void): void {
+  /** A session write (`call` makes it with a request id); `ok` only if applied successfully (anything else: the client moves on). */
+  private write(call: (requestId: string, answer: (outcome: ProposalOutcome) => void) => void, onDone: (ok: boolean) => void): void {
     let answered = false
     const answer = (ok: boolean): void => {
       if (answered) return
@@ -454,6 +454,6 @@ class Session {
       onDone(ok)
     }
     this.w.later(this.w.settings.timeoutMs, () => answer(false))
-    this.w.client.write(this.node, this.w.requestId(this.client), request, (o) => answer(o.kind === 'applied' && o.result.ok))
+    call(this.w.requestId(this.client), (o) => answer(o.kind === 'applied' && o.result.ok))
   }
 }

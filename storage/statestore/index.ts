@@ -18,3 +18,4 @@ export { validateCommand, envelopeError, keyError, prefixError, isValidOrigin, i
 export { compareKeys, utf8ByteLength } from './keys.ts'
 export { fnv1a64 } from './hash.ts'
 export * from './renewals.ts'
+export * from './held-leases.ts'
