@@ -11,12 +11,12 @@
  */
 import type { ContainerRuntime, RuntimeChange } from '../runtime/runtime.ts'
 import type { EventTopic, ContainerEvent } from '../protocols/gossip/event-topic.ts'
-import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, encodeRecord, hostKey, parseContainer, type Container, type Host, type Request, type TxnOp } from '../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, hostKey, parseContainer, type Container, type Host, type Request } from '../storage/statestore/index.ts'
 import type { KvService } from './kv-service.ts'
 import type { StoreMachine } from './store-machine.ts'
 import type { WatchHub } from './watch-hub.ts'
 import type { Logger } from './logger.ts'
-import { batchOps, convergeOps, sameBytes } from '../runtime/container-reconcile.ts'
+import { nextHostSyncWrite, removeHostRecords } from '../runtime/container-reconcile.ts'
 import { ConvergeLoop } from '../runtime/converge-loop.ts'
 
 export interface HostSyncInit {
@@ -105,8 +105,9 @@ export class HostSync {
   /** Graceful leave: this host's records go, as its containers leave the cluster with it. Returns the containers removed. */
   async removeAll(): Promise<number> {
     const containers = this.init.machine.store.range(this.prefix).kvs.length
-    if (containers === 0 && this.init.machine.store.get(hostKey(this.init.selfId)) === null) return 0
-    await this.init.kv.write({ type: 'txn', compare: [], success: [{ type: 'deletePrefix', prefix: this.prefix }, { type: 'delete', key: hostKey(this.init.selfId) }], failure: [] })
+    const request = removeHostRecords(this.init.selfId, this.init.machine.store)
+    if (request === null) return 0
+    await this.init.kv.write(request)
     return containers
   }
 
@@ -169,11 +170,6 @@ export class HostSync {
   /** The next txn toward the truth (recomputed for each: the store moves while a write is in flight). */
   private nextWrite(): Request | undefined {
     const { machine, runtime, selfId } = this.init
-    const ops: TxnOp[] = []
-    const host = encodeRecord(this.init.host())
-    const storedHost = machine.store.get(hostKey(selfId))
-    if (storedHost === null || !sameBytes(storedHost.value, host)) ops.push({ type: 'put', key: hostKey(selfId), value: host })
-    if (runtime !== null && this.containersKnown) ops.push(...convergeOps(selfId, runtime.containers(), machine.store.range(this.prefix).kvs))
-    return batchOps(ops, COMMAND_MAX_PAYLOAD_BYTES / 2)[0]
+    return nextHostSyncWrite(selfId, this.init.host(), runtime !== null && this.containersKnown ? runtime.containers() : null, machine.store)
   }
 }

@@ -8,16 +8,61 @@
  *   guarded by each record's mod revision so it never overwrites a newer write by the host.
  */
 import {
+  COMMAND_MAX_PAYLOAD_BYTES,
   CONTAINERS_PREFIX,
   TXN_MAX_OPS,
   containerKey,
   encodeRecord,
+  hostKey,
   parseContainer,
   type Container,
+  type Host,
   type KeyValue,
   type Request,
+  type StateStore,
   type TxnOp,
 } from '../storage/statestore/index.ts'
+
+/**
+ * HostSync's next write toward the truth (the daemon's node/host-sync.ts and the simulator's
+ * nodes run it): the host record if it differs, and the container records once the runtime
+ * has listed its containers (`containers` null before that: converging would delete every
+ * record). One txn at a time, recomputed before each because the store moves while a write is
+ * in flight; undefined when the records are the truth.
+ */
+export function nextHostSyncWrite(selfId: string, host: Host, containers: readonly Container[] | null, store: Pick<StateStore, 'get' | 'range'>): Request | undefined {
+  const ops: TxnOp[] = []
+  const value = encodeRecord(host)
+  const stored = store.get(hostKey(selfId))
+  if (stored === null || !sameBytes(stored.value, value)) ops.push({ type: 'put', key: hostKey(selfId), value })
+  if (containers !== null) ops.push(...convergeOps(selfId, containers, store.range(`${CONTAINERS_PREFIX}${selfId}/`).kvs))
+  return batchOps(ops, COMMAND_MAX_PAYLOAD_BYTES / 2)[0]
+}
+
+/** A graceful leave's write: this host's records go, as its containers leave with it; null when none are stored. */
+export function removeHostRecords(selfId: string, store: Pick<StateStore, 'get' | 'range'>): Request | null {
+  const prefix = `${CONTAINERS_PREFIX}${selfId}/`
+  if (store.range(prefix).kvs.length === 0 && store.get(hostKey(selfId)) === null) return null
+  return { type: 'txn', compare: [], success: [{ type: 'deletePrefix', prefix }, { type: 'delete', key: hostKey(selfId) }], failure: [] }
+}
+
+/** Whether `request` may write this host's own records (the converge loop must look again then). */
+export function touchesHostRecords(selfId: string, request: Request): boolean {
+  const prefix = `${CONTAINERS_PREFIX}${selfId}/`
+  const host = hostKey(selfId)
+  const op = (o: TxnOp): boolean =>
+    o.type === 'deletePrefix' ? o.prefix.startsWith(prefix) || prefix.startsWith(o.prefix) || host.startsWith(o.prefix) : o.key.startsWith(prefix) || o.key === host
+  switch (request.type) {
+    case 'put':
+    case 'delete':
+    case 'deletePrefix':
+      return op(request)
+    case 'txn':
+      return request.success.some(op) || request.failure.some(op)
+    default:
+      return false
+  }
+}
 
 /** Writes that make the stored records under `containers/<hostId>/` equal `desired`. */
 export function convergeOps(hostId: string, desired: readonly Container[], stored: readonly KeyValue[]): TxnOp[] {

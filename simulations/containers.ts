@@ -5,47 +5,33 @@
 // (runtime/converge-loop.ts) over the same decisions (runtime/container-reconcile.ts)
 // converges containers/<self>/ on the runtime's truth, one txn at a time, after
 // every runtime change and every write to its own records, retrying with
-// back-off while writes fail. Host records (hosts/<self>) are not simulated:
-// they carry no decision.
+// back-off while writes fail; the host record (hosts/<self>) converges with
+// them, through the same decision (nextHostSyncWrite).
 //
 // The workload plays Docker users and failures on every host: run, stop,
 // kill, start again, remove, and engines that go down and come back
 // (dockerd restarts), with or without the peer running.
 
-import { batchOps, convergeOps } from '../runtime/container-reconcile.ts'
+import { nextHostSyncWrite, removeHostRecords } from '../runtime/container-reconcile.ts'
 import { ConvergeLoop } from '../runtime/converge-loop.ts'
 import { MemoryRuntime, MemoryRuntimeError } from '../runtime/memory-runtime.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
 import { TASK_LABEL } from '../storage/statestore/container-labels.ts'
-import { COMMAND_MAX_PAYLOAD_BYTES, CONTAINERS_PREFIX, containerKey, encodeRecord, type Request, type StateStore, type TxnOp } from '../storage/statestore/index.ts'
+import { CONTAINERS_PREFIX, containerKey, encodeRecord, type Host, type Request, type StateStore } from '../storage/statestore/index.ts'
 import type { Rng } from './random.ts'
 import type { Scheduler } from './scheduler.ts'
 
 /** What a ContainerSync needs from its node (one life of it). */
 export interface ContainerSyncDriver {
   readonly selfId: string
+  /** This host's record as it should be stored (HostSyncInit.host). */
+  host(): Host
   /** The node's replica, now. */
   store(): StateStore
   /** Proposes `request` as the node's own command; `onDone(true)` once applied here and accepted. */
   write(request: Request, onDone: (ok: boolean) => void): void
   /** Runs `fn` after `ms` of simulated time, unless the node's life ended meanwhile. */
   after(ms: number, fn: () => void): void
-}
-
-/** Whether `request` may write under `prefix` (HostSync's watch on its own records fires then). */
-export function touchesPrefix(request: Request, prefix: string): boolean {
-  const op = (o: TxnOp): boolean =>
-    o.type === 'deletePrefix' ? o.prefix.startsWith(prefix) || prefix.startsWith(o.prefix) : o.key.startsWith(prefix)
-  switch (request.type) {
-    case 'put':
-    case 'delete':
-    case 'deletePrefix':
-      return op(request)
-    case 'txn':
-      return request.success.some(op) || request.failure.some(op)
-    default:
-      return false
-  }
 }
 
 /** The peer's side of its host's containers (HostSync over the daemon's ConvergeLoop), for one life of the node. */
@@ -68,8 +54,7 @@ export class ContainerSync {
     this.prefix = `${CONTAINERS_PREFIX}${driver.selfId}/`
     this.eventsOnly = eventsOnly
     this.loop = new ConvergeLoop({
-      // HostSync's host record carries no decision and is left out here.
-      next: () => (this.containersKnown ? batchOps(this.pendingOps(), COMMAND_MAX_PAYLOAD_BYTES / 2)[0] : undefined),
+      next: () => this.nextWrite(),
       write: (txn, done) => driver.write(txn, (ok) => done(ok ? null : 'write not applied')),
       after: (ms, fn) => driver.after(ms, fn),
     })
@@ -89,8 +74,8 @@ export class ContainerSync {
 
   /** A write to this host's records (the leader marking them lost, say) was applied: they may be off the truth. */
   storeChanged(): void {
-    if (this.eventsOnly || this.loop.busy || this.loop.waiting || !this.containersKnown) return
-    if (this.pendingOps().length > 0) this.loop.schedule()
+    if (this.eventsOnly || this.loop.busy || this.loop.waiting) return
+    if (this.nextWrite() !== undefined) this.loop.schedule()
   }
 
   /** Whether the stored records equal the runtime's truth and nothing is in flight. */
@@ -101,7 +86,7 @@ export class ContainerSync {
     const store = this.driver.store()
     const truth = this.runtime.containers()
     if (this.memo === null || this.memo.store !== store || this.memo.revision !== store.revision || this.memo.truth !== truth) {
-      this.memo = { store, revision: store.revision, truth, converged: this.pendingOps().length === 0 }
+      this.memo = { store, revision: store.revision, truth, converged: this.nextWrite() === undefined }
     }
     return this.memo.converged
   }
@@ -109,8 +94,14 @@ export class ContainerSync {
   /** Graceful leave (HostSync.removeAll): this host's records go; `onDone` hears whether they did. */
   removeAll(onDone: (ok: boolean) => void): void {
     this.stop()
-    if (this.driver.store().range(this.prefix).kvs.length === 0) return onDone(true)
-    this.driver.write({ type: 'deletePrefix', prefix: this.prefix }, onDone)
+    const request = removeHostRecords(this.driver.selfId, this.driver.store())
+    if (request === null) return onDone(true)
+    this.driver.write(request, onDone)
+  }
+
+  /** Starts converging (HostSync.start): the host record at once, containers once the runtime listed them. */
+  start(): void {
+    if (!this.eventsOnly) this.loop.schedule()
   }
 
   /** The life ended: nothing more is written. */
@@ -132,8 +123,9 @@ export class ContainerSync {
     })
   }
 
-  private pendingOps(): ReturnType<typeof convergeOps> {
-    return convergeOps(this.driver.selfId, this.runtime.containers(), this.driver.store().range(this.prefix).kvs)
+  /** HostSync.nextWrite. */
+  private nextWrite(): Request | undefined {
+    return nextHostSyncWrite(this.driver.selfId, this.driver.host(), this.containersKnown ? this.runtime.containers() : null, this.driver.store())
   }
 }
 

@@ -37,10 +37,11 @@ import {
 } from '../protocols/raft/index.ts'
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
-import { StateStore, HeldLeases, LEASE_CLOCK_DRIFT_MAX, SESSION_TICK_MS, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
+import { StateStore, type Host, HeldLeases, LEASE_CLOCK_DRIFT_MAX, SESSION_TICK_MS, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
 import { LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
-import { ContainerSync, touchesPrefix } from './containers.ts'
+import { ContainerSync } from './containers.ts'
+import { touchesHostRecords } from '../runtime/container-reconcile.ts'
 import { SimEngine } from './engine.ts'
 import { NO_SERVICE_FAULTS, SCHEDULER_WATCH, AGENT_WATCH, ServiceSide, type ServiceFaults, type ServiceObserver, type ServiceSettings } from './services.ts'
 import type { NodeClock } from './clock.ts'
@@ -803,7 +804,7 @@ export class SimNode {
     const result = this.store.apply(e.index, decoded.command)
     // A copy that arrived after the dedup window forgot its request: refused by the horizon, not applied again.
     if (!result.ok && result.code === 'outcome-unknown' && !result.duplicate) this.host.count('dedup-horizon-refusal')
-    if (this.containers !== null && result.ok && touchesPrefix(decoded.command.request, this.containers.ownPrefix)) this.ownRecordsTouched = true
+    if (this.containers !== null && result.ok && touchesHostRecords(this.id, decoded.command.request)) this.ownRecordsTouched = true
     if (this.services !== null && result.ok) this.serviceWatches |= this.services.watchesOf(requestKeys(decoded.command.request))
     this.leases.onCommand(decoded.command, result, this.nowMs())
     this.requests.applied(proposalKey(decoded.command.origin, decoded.command.requestId), result, e.index)
@@ -926,14 +927,17 @@ export class SimNode {
   /** This life's HostSync: a fresh view of the host's engine, converging its records. */
   private startContainers(): void {
     const gen = this.generation
+    const host: Host = { peerId: this.id, name: this.id, addrs: [], version: 'sim', cpus: 0, memoryBytes: 0, labels: { ...(this.settings.services?.labels(this.id) ?? {}) } }
     this.containers = new ContainerSync({
       selfId: this.id,
+      host: () => host,
       store: () => this.store,
       write: (request, onDone) => this.writeOwn(request, false, onDone),
       after: (ms, fn) => {
         if (gen === this.generation) this.later(ms, fn)
       },
     }, this.runtime, this.settings.faults.containerEventsOnly)
+    this.containers.start()
     void this.runtime.start()
     this.startServices()
   }

@@ -24,8 +24,7 @@ import { SCHEDULER_TICK_MS, SCHEDULER_WATCHED, SchedulerRounds } from '../runtim
 import type { ServiceRecord } from '../runtime/scheduler/spec.ts'
 import { SERVICE_STATUS_PREFIX, TASKS_PREFIX, TASK_STATES_PREFIX, encodeObserved, type Task } from '../runtime/scheduler/task.ts'
 import type { RuntimeChange } from '../runtime/runtime.ts'
-import { CONTAINERS_PREFIX, SERVICES_PREFIX, encodeRecord, hostKey, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
-import { sameBytes } from '../runtime/container-reconcile.ts'
+import { CONTAINERS_PREFIX, SERVICES_PREFIX, type ApplyResult, type Request, type StateStore, type TxnRequest } from '../storage/statestore/index.ts'
 import type { SimEngine } from './engine.ts'
 
 export { SCHEDULER_TICK_MS } from '../runtime/scheduler/loop.ts'
@@ -122,8 +121,6 @@ export class ServiceSide {
   // Host agent: the daemon's loop.
   private readonly agent: AgentLoop
   private lastAgentTickMs: number
-  // Host record.
-  private hostWriting = false
 
   constructor(driver: ServiceDriver) {
     this.d = driver
@@ -173,7 +170,6 @@ export class ServiceSide {
       // No stepFailed: a core that throws is a bug, and surfaces as a core-assertion violation.
       ...(d.faults.agentNoStopObsolete ? { filter: (actions: AgentAction[]) => actions.filter((a) => !(a.kind === 'stop' && /no longer assigned|duplicate container/.test(a.reason))) } : {}),
     })
-    this.writeHostRecord()
     this.agent.schedule()
   }
 
@@ -244,7 +240,6 @@ export class ServiceSide {
   }
 
   private onAgentTick(): void {
-    if (this.d.store().get(hostKey(this.d.selfId)) === null) this.writeHostRecord()
     this.agent.tick()
   }
 
@@ -292,22 +287,6 @@ export class ServiceSide {
     }
   }
 
-  // ------------------------------------------------------------ host record
-
-  /** HostSync's host record: written once per life when missing or different. */
-  private writeHostRecord(): void {
-    if (this.hostWriting || this.stopped) return
-    const d = this.d
-    const value = encodeRecord({ peerId: d.selfId, name: d.selfId, addrs: [], version: 'sim', cpus: 0, memoryBytes: 0, labels: { ...d.settings.labels(d.selfId) } })
-    const stored = d.store().get(hostKey(d.selfId))
-    if (stored !== null && sameBytes(stored.value, value)) return
-    this.hostWriting = true
-    d.write({ type: 'put', key: hostKey(d.selfId), value }, false, (result) => {
-      this.hostWriting = false
-      // Retried until it is there (HostSync's converge loop does the same).
-      if (result === null || !result.ok) d.after(500, () => this.writeHostRecord())
-    })
-  }
 }
 
 /** The key a change writes. */

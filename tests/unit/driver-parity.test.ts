@@ -48,6 +48,8 @@ const SHARED: ReadonlyArray<[string, string]> = [
   ['AgentLoop', 'runtime/agent/loop.ts: the host agent\'s driver'],
   ['SchedulerRounds', 'runtime/scheduler/loop.ts: the leader\'s scheduler driver'],
   ['ConvergeLoop', 'runtime/converge-loop.ts: container records converged on the engine'],
+  ['nextHostSyncWrite', 'runtime/container-reconcile.ts: HostSync\'s next write (host record and containers)'],
+  ['removeHostRecords', 'runtime/container-reconcile.ts: a graceful leave\'s write'],
 ]
 
 function uses(files: ReadonlyArray<{ text: string }>, symbol: string): boolean {

@@ -417,8 +417,10 @@ describe('container sync (HostSync in the simulator)', () => {
     const runtime = new MemoryRuntime({ identity: { hostId: 'n1', hostName: 'n1' } })
     let index = 0
     const state = { failing: false, writes: 0, attemptsAtUs: [] as number[], nextIndex: () => ++index }
+    const host = { peerId: 'n1', name: 'n1', addrs: [], version: 'sim', cpus: 0, memoryBytes: 0 }
     const driver: ContainerSyncDriver = {
       selfId: 'n1',
+      host: () => host,
       store: () => store,
       write: (request, onDone) => {
         state.attemptsAtUs.push(scheduler.nowUs)
@@ -492,11 +494,15 @@ describe('container sync (HostSync in the simulator)', () => {
     void runtime.start()
     runtime.run({ name: 'web', image: 'busybox:1' })
     scheduler.runUntil(1_000_000)
+    // The host record converged with the containers (HostSync's one decision, nextHostSyncWrite).
+    expect(store.get('hosts/n1')).not.toBeNull()
+    expect(sync.converged()).toBe(true)
     let removed: boolean | null = null
     sync.removeAll((ok) => (removed = ok))
     runtime.run({ name: 'late', image: 'busybox:1' })
     scheduler.runUntil(2_000_000)
     expect(removed).toBe(true)
     expect(stored(store)).toEqual([])
+    expect(store.get('hosts/n1')).toBeNull()
   })
 })
