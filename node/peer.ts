@@ -35,6 +35,7 @@ import { Sessions } from './sessions.ts'
 import { isValidLockName, type Fence } from '../storage/statestore/index.ts'
 import { DEFAULT_AUTOPILOT } from '../protocols/raft/autopilot.ts'
 import { AUTOPILOT_INTERVAL_MS, LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
+import { LEAVE_POLL_MS, LeaveSequence, type LeaveView } from '../runtime/leave-sequence.ts'
 import { loadKnownPeers, saveKnownPeers } from './known-peers.ts'
 import { HostSync } from './host-sync.ts'
 import { DnsService, type DnsView } from './dns-service.ts'
@@ -451,8 +452,7 @@ export class Peer {
     await step('the container runtime', () => this.runtime?.stop())
     this.hostSync?.stop()
     this.linkAddresses?.stop()
-    await step('container records', () => this.removeOwnRecords())
-    await step('the leave', () => this.leaveVoters())
+    await step('the leave', () => this.leave())
     await step('Raft', () => this.raft?.stop())
     await step('membership', () => this.membership?.stop(true))
     this.events?.stop()
@@ -511,45 +511,59 @@ export class Peer {
   }
 
   /**
-   * A voter stopping for good is first taken out of the voters, and stays to acknowledge its
-   * own removal: the change commits under the old configuration, so with two voters it needs
-   * both, and a voter that simply went away would leave the other without a quorum for good
-   * (the simulator found it; Consul's leave waits the same way). Leadership goes first, then
-   * the leave is announced, on which the leader's autopilot removes this voter at once.
+   * A graceful leave (runtime/leave-sequence.ts, which the simulator runs too): this host's
+   * records go, leadership goes, the leave is announced, and a voter waits to be removed from
+   * the voters before it stops.
    */
-  private async leaveVoters(): Promise<void> {
-    const raft = this.raft
-    if (raft === null || !raft.running) return
-    const self = this.peerId
-    const removable = (): boolean => {
-      const voters = raft.status().voters
-      return voters.includes(self) && voters.length > 1
-    }
-    const voter = removable()
-    if (voter) await raft.handOffLeadership()
-    await this.membership?.stop(true)
-    if (!voter) return
-    const deadline = performance.now() + LEAVE_VOTERS_TIMEOUT_MS
-    while (removable() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-    if (removable()) this.log.warn(`still a voter after ${LEAVE_VOTERS_TIMEOUT_MS} ms (no leader removed it; is a quorum of the other voters alive?); stopping anyway`)
-    else this.log.info('removed from the voters; stopping')
-  }
-
-  /** Graceful leave takes this host and its containers out of the cluster state, if a leader answers in time. */
-  private async removeOwnRecords(): Promise<void> {
+  private async leave(): Promise<void> {
+    const raft = this.raft?.running === true ? this.raft : null
     const sync = this.hostSync
-    if (sync === null) return
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no leader answered within ${LEAVE_REMOVE_TIMEOUT_MS} ms`)), LEAVE_REMOVE_TIMEOUT_MS)
-    })
-    try {
-      const removed = await Promise.race([sync.removeAll(), timeout])
-      if (removed > 0) this.log.info(`removed this host's ${removed} container record(s) from the cluster`)
-    } catch (err) {
-      this.log.warn(`container records left in place (${err instanceof Error ? err.message : String(err)}); the leader marks them lost after the grace period`)
-    } finally {
-      clearTimeout(timer)
+    const self = this.peerId
+    const seq = new LeaveSequence({ hasRecords: sync !== null && raft !== null, handOffTimeoutMs: raft?.handOffTimeoutMs ?? 0 })
+    const view = (): LeaveView => {
+      if (raft === null) return { isLeader: false, removable: false }
+      const st = raft.status()
+      return { isLeader: st.role === 'leader', removable: st.voters.includes(self) && st.voters.length > 1 }
+    }
+    let wake: (() => void) | null = null
+    for (;;) {
+      for (const action of seq.step(performance.now(), view())) {
+        switch (action.kind) {
+          case 'remove-records':
+            sync?.removeAll().then(
+              (removed) => {
+                if (removed > 0) this.log.info(`removed this host's ${removed} container record(s) from the cluster`)
+                seq.recordsDone(true)
+                wake?.()
+              },
+              (err: unknown) => {
+                this.log.warn(`container records left in place (${errorMessage(err)}); the leader marks them lost after the grace period`)
+                seq.recordsDone(false)
+                wake?.()
+              },
+            )
+            break
+          case 'transfer-leadership':
+            raft?.transferLeadership()
+            break
+          case 'announce-leave':
+            await this.membership?.stop(true)
+            break
+          case 'stop':
+            if (action.stillVoter) this.log.warn(`still a voter after ${LEAVE_VOTERS_TIMEOUT_MS} ms (no leader removed it; is a quorum of the other voters alive?); stopping anyway`)
+            else if (action.wasVoter) this.log.info('removed from the voters; stopping')
+            if (!action.recordsRemoved && sync !== null && raft !== null) this.log.warn(`this host's records were not removed within ${LEAVE_REMOVE_TIMEOUT_MS} ms (no leader answered); the leader marks them lost after the grace period`)
+            return
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, LEAVE_POLL_MS)
+        wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      wake = null
     }
   }
 

@@ -251,6 +251,19 @@ export class RaftNode {
   }
 
   /** When leading, hands leadership to the best voter and waits (two election timeouts at most); true when not leading afterwards. */
+  /** Asks the core to hand leadership to the most up-to-date voter (a leave's step 2); false when it cannot. */
+  transferLeadership(): boolean {
+    if (this.ticker === null) return false
+    const result = this.core.transferLeadership()
+    this.schedule()
+    return result.ok
+  }
+
+  /** How long a leader waits for a transfer of leadership to land: two election timeouts. */
+  get handOffTimeoutMs(): number {
+    return this.electionTicks * this.tickMs * 2
+  }
+
   async handOffLeadership(): Promise<boolean> {
     if (this.ticker === null) return true
     const status = this.core.status()

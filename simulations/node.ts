@@ -38,7 +38,8 @@ import {
 import type { RaftTestingFaults } from '../protocols/raft/config.ts'
 import type { AutopilotConfig } from '../protocols/raft/autopilot.ts'
 import { StateStore, type Host, HeldLeases, LEASE_CLOCK_DRIFT_MAX, SESSION_TICK_MS, LeaseKeeper, RenewalRequests, RENEW_PENDING_MAX, RENEW_TIMEOUT_MS, CONTAINERS_PREFIX, decodeCommand, encodeCommand, renewAsLeader, type ApplyResult, type Command, type RenewReply, type StateStoreOptions } from '../storage/statestore/index.ts'
-import { LEAVE_REMOVE_TIMEOUT_MS, LEAVE_VOTERS_TIMEOUT_MS, LeaderDuties } from '../runtime/leader-duties.ts'
+import { LeaderDuties } from '../runtime/leader-duties.ts'
+import { LEAVE_POLL_MS, LeaveSequence, type LeaveView } from '../runtime/leave-sequence.ts'
 import { MemoryRuntime } from '../runtime/memory-runtime.ts'
 import { ContainerSync } from './containers.ts'
 import { touchesHostRecords } from '../runtime/container-reconcile.ts'
@@ -495,59 +496,56 @@ export class SimNode {
   }
 
   /**
-   * Graceful stop (Peer.stop): this host's container records are removed
-   * (waiting up to LEAVE_REMOVE_TIMEOUT_MS); a leader hands over and waits up
-   * to two election timeouts for it; then the leave is announced, a voter
-   * waits up to LEAVE_VOTERS_TIMEOUT_MS to be removed from the voters, and
-   * the node stops.
+   * Graceful stop (Peer.stop): the daemon's LeaveSequence (runtime/leave-sequence.ts) decides
+   * each step (records, hand-off, announce, waiting to be removed); this node carries them out
+   * and looks again every LEAVE_POLL_MS, as the daemon does.
    */
   leave(): void {
     if (this.state !== 'up') return
     const gen = this.generation
-    let proceeded = false
-    const proceed = (): void => {
-      if (proceeded || gen !== this.generation || this.state !== 'up') return
-      proceeded = true
-      this.leaveRaft()
-    }
     const sync = this.containers
-    if (sync === null) return proceed()
-    this.later(LEAVE_REMOVE_TIMEOUT_MS, proceed)
-    this.input(RAFT, () => sync.removeAll(() => proceed()))
-  }
-
-  private leaveRaft(): void {
-    const removable = (): boolean => this.confState.voters.includes(this.id) && this.confState.voters.length > 1
-    const voter = removable()
-    this.input(RAFT, () => {
-      const st = this.core.status()
-      if (voter && st.role === 'leader') this.core.transferLeadership()
-    })
-    const pollUs = this.settings.tickMs * 500
-    const handOffDeadlineUs = this.host.scheduler.nowUs + 2 * this.settings.electionTicks * this.settings.tickMs * 1000
-    let removalDeadlineUs: number | null = null
-    const gen = this.generation
+    const seq = new LeaveSequence({ hasRecords: sync !== null, handOffTimeoutMs: 2 * this.settings.electionTicks * this.settings.tickMs })
+    const view = (): LeaveView => ({ isLeader: this.soft.role === 'leader', removable: this.confState.voters.includes(this.id) && this.confState.voters.length > 1 })
+    const run = (): void => {
+      if (gen !== this.generation || this.state !== 'up') return
+      for (const action of seq.step(this.nowMs(), view())) {
+        switch (action.kind) {
+          case 'remove-records':
+            sync?.removeAll((ok) => {
+              seq.recordsDone(ok)
+              this.input(RAFT, run)
+            })
+            break
+          case 'transfer-leadership':
+            this.core.transferLeadership()
+            break
+          case 'announce-leave':
+            this.membership.leave(this.nowMs())
+            this.drainMembership()
+            break
+          case 'stop': {
+            // A clean shutdown: the storage is closed after the last write, nothing is lost.
+            const now = this.host.scheduler.nowUs
+            this.disk.stopCleanly()
+            this.state = 'stopped'
+            this.downSinceUs = now
+            this.generation++
+            this.host.trace.note(now, 'fault', `${this.id} has left and stopped${action.stillVoter ? ' (still a voter)' : ''}${action.recordsRemoved ? '' : ' (its records left in place)'}`)
+            this.dropEverything()
+            return
+          }
+        }
+      }
+    }
     const poll = (): void => {
       if (gen !== this.generation || this.state === 'crashed' || this.state === 'stopped') return
-      const now = this.host.scheduler.nowUs
-      if (this.state === 'up' && removalDeadlineUs === null && (!voter || this.soft.role !== 'leader' || now >= handOffDeadlineUs)) {
-        this.membership.leave(this.nowMs())
-        this.drainMembership()
-        removalDeadlineUs = now + LEAVE_VOTERS_TIMEOUT_MS * 1000
-      }
-      if (this.state === 'up' && removalDeadlineUs !== null && (!removable() || now >= removalDeadlineUs)) {
-        // A clean shutdown: the storage is closed after the last write, nothing is lost.
-        this.disk.stopCleanly()
-        this.state = 'stopped'
-        this.downSinceUs = now
-        this.generation++
-        this.host.trace.note(now, 'fault', `${this.id} has left and stopped${removable() ? ' (still a voter)' : ''}`)
-        this.dropEverything()
-        return
-      }
-      this.host.scheduler.after(pollUs, poll)
+      if (seq.done) return
+      // A paused peer looks again once it runs: its leave's deadlines are on its own clock.
+      if (this.state === 'up') this.input(RAFT, run)
+      this.host.scheduler.after(LEAVE_POLL_MS * 1000, poll)
     }
-    this.host.scheduler.after(pollUs, poll)
+    this.input(RAFT, run)
+    this.host.scheduler.after(LEAVE_POLL_MS * 1000, poll)
   }
 
   // ------------------------------------------------------------ driving

@@ -20,6 +20,8 @@ const CORES = [
   'protocols/prng.ts',
   'runtime/container-reconcile.ts',
   'runtime/converge-loop.ts',
+  'runtime/leave-sequence.ts',
+  'runtime/leader-duties.ts',
   'protocols/piece-reader.ts',
   'node/container-views.ts',
   'runtime/docker-mapping.ts',
