@@ -11,10 +11,11 @@
 //  - `lying` (the ack-before-fsync variant) completes appends at once without making them
 //    durable; `writeBack()` later makes everything durable, as a periodic sync would.
 //
-// The snapshot store is a model of DatastoreSnapshotStore's contract: a save is durable when it
-// completes, and newest/prune see only completed saves.
+// The snapshot store is the daemon's too (storage/snapshots/snapshot-jobs.ts, which
+// DatastoreSnapshotStore runs over LevelDB), here over a key-value store whose batches are
+// atomic and durable once complete; a batch in flight at a crash is lost whole.
 
-import type { ConfState, Snapshot } from '../protocols/raft/index.ts'
+import type { ConfState } from '../protocols/raft/index.ts'
 import { runLogJobNow, type LogIo, type LogJob } from '../storage/raft-log/log-io.ts'
 import { LogCorruptionError, WalLog, type WalLogOptions } from '../storage/raft-log/wal-log.ts'
 import type { Rng } from './random.ts'
@@ -160,23 +161,20 @@ class SimFs {
   }
 }
 
-/** The snapshot store's contract: a save is durable once it completes. */
-class SimSnapshots {
-  /** Completed saves, oldest first. */
-  saved: Snapshot[] = []
+/**
+ * The key-value store under the snapshot store (LevelDB in the daemon, with synced batches):
+ * a batch is atomic and durable once it completes; one in flight at a crash is gone whole.
+ */
+class SimKv {
+  entries = new Map<string, Uint8Array>()
 
-  save(snap: Snapshot): void {
-    this.saved = this.saved.filter((s) => s.metadata.index !== snap.metadata.index)
-    this.saved.push(snap)
-    this.saved.sort((a, b) => a.metadata.index - b.metadata.index)
+  keys(prefix: string): string[] {
+    return [...this.entries.keys()].filter((k) => k.startsWith(prefix))
   }
 
-  newest(): { snapshot: Snapshot | null; damaged: number[] } {
-    return { snapshot: this.saved[this.saved.length - 1] ?? null, damaged: [] }
-  }
-
-  prune(keep: number): void {
-    this.saved = this.saved.slice(Math.max(0, this.saved.length - keep))
+  apply(puts: ReadonlyArray<readonly [string, Uint8Array]>, deletes: readonly string[]): void {
+    for (const key of deletes) this.entries.delete(key)
+    for (const [key, value] of puts) this.entries.set(key, value)
   }
 }
 
@@ -198,7 +196,7 @@ export class SimDisk {
   /** With `lying`, appends are acknowledged before they are durable (ack-before-fsync). */
   lying = false
   private fs = new SimFs()
-  private snapshots = new SimSnapshots()
+  private snapshots = new SimKv()
   private readonly options: WalLogOptions
   private appendTo: string | null = null
   /** Bumped by a crash: continuations of jobs begun before it are dropped. */
@@ -228,6 +226,11 @@ export class SimDisk {
   /** Every file's current bytes, by name (for tests that compare with a real directory). */
   fileBytes(): Map<string, Uint8Array> {
     return new Map([...this.fs.files].map(([name, f]) => [name, f.current]))
+  }
+
+  /** Keys in the snapshot store (for tests). */
+  snapshotKeys(): string[] {
+    return [...this.snapshots.entries.keys()]
   }
 
   /** Writes not yet durable, over all files. */
@@ -308,7 +311,7 @@ export class SimDisk {
   durableLastIndex(): number {
     const copy = new SimDisk(this.options)
     copy.fs = this.fs.durableCopy()
-    copy.snapshots.saved = [...this.snapshots.saved]
+    copy.snapshots.entries = new Map(this.snapshots.entries)
     try {
       return copy.open().lastIndex()
     } catch (err) {
@@ -353,15 +356,14 @@ export class SimDisk {
         return { value: undefined }
       case 'sync-dir':
         return { complete: () => fs.syncDir() }
-      case 'snapshot-save': {
-        const snap = io.snap
-        return { complete: () => this.snapshots.save(snap) }
+      case 'kv-keys':
+        return { value: this.snapshots.keys(io.prefix) }
+      case 'kv-get':
+        return { value: this.snapshots.entries.get(io.key) ?? null }
+      case 'kv-batch': {
+        const { puts, deletes } = io
+        return { complete: () => this.snapshots.apply(puts, deletes) }
       }
-      case 'snapshot-newest':
-        return { value: this.snapshots.newest() }
-      case 'snapshot-prune':
-        this.snapshots.prune(io.keep)
-        return { value: undefined }
     }
   }
 }

@@ -121,9 +121,10 @@ class NodeLogFs {
       case 'unlink': return unlink(path(io.name))
       case 'sync-dir': return fsyncDir(this.dir)
       case 'close': return this.close()
-      case 'snapshot-save': return this.snapshots.save(io.snap)
-      case 'snapshot-newest': return this.snapshots.newest()
-      case 'snapshot-prune': return this.snapshots.prune(io.keep)
+      case 'kv-keys':
+      case 'kv-get':
+      case 'kv-batch':
+        return this.snapshots.execute(io)
     }
   }
 

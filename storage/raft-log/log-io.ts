@@ -5,9 +5,10 @@
  * slow) and the simulator's (a file system that loses unsynced writes and tears the last one
  * at a crash), which completes each request at a simulated time of its choosing.
  *
- * Names are plain file names inside the log's directory; the executor owns the directory.
+ * Names are plain file names inside the log's directory; the executor owns the directory, and
+ * the snapshot store beside it (its requests are the snapshot jobs', snapshot-jobs.ts).
  */
-import type { Snapshot } from './log-types.ts'
+import type { SnapshotIo } from '../snapshots/snapshot-jobs.ts'
 
 /** One request to the file system or the snapshot store. */
 export type LogIo =
@@ -32,12 +33,8 @@ export type LogIo =
   | { readonly op: 'sync-dir' }
   /** Closes every file the executor holds open. → void */
   | { readonly op: 'close' }
-  /** SnapshotStore.save: durable when it completes. → void */
-  | { readonly op: 'snapshot-save'; readonly snap: Snapshot }
-  /** SnapshotStore.newest. → { snapshot: Snapshot | null; damaged: number[] } */
-  | { readonly op: 'snapshot-newest' }
-  /** SnapshotStore.prune. → void */
-  | { readonly op: 'snapshot-prune'; readonly keep: number }
+  /** The snapshot store's key-value requests (storage/snapshots/snapshot-jobs.ts). */
+  | SnapshotIo
 
 /** A piece of the log's work: yields I/O requests, gets their results back, returns T. */
 export type LogJob<T> = Generator<LogIo, T, unknown>
@@ -72,7 +69,4 @@ export function* ioList(): LogJob<string[]> {
 }
 export function* ioRead(name: string): LogJob<Uint8Array | null> {
   return (yield { op: 'read', name }) as Uint8Array | null
-}
-export function* ioNewestSnapshot(): LogJob<{ snapshot: Snapshot | null; damaged: number[] }> {
-  return (yield { op: 'snapshot-newest' }) as { snapshot: Snapshot | null; damaged: number[] }
 }

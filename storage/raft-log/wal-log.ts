@@ -15,7 +15,8 @@ import type { InitialState, LogStorage } from './log-storage.ts'
 import { MemoryLogStorage, bootstrapHardState, bootstrapSnapshot } from './memory-log-storage.ts'
 import { encodeRecords, scanRecords, type WalRecord } from './wal-record.ts'
 import { TAIL_MARK_FILE, TailMarkSlots, parseTailMark, type TailMark } from './tail-mark.ts'
-import { ioDo, ioList, ioNewestSnapshot, ioRead, type LogJob } from './log-io.ts'
+import { ioDo, ioList, ioRead, type LogJob } from './log-io.ts'
+import { newestSnapshot, pruneSnapshots, saveSnapshot } from '../snapshots/snapshot-jobs.ts'
 
 /** A new segment starts once the active one passes this size, so compaction can delete whole files. */
 export const DEFAULT_SEGMENT_MAX_BYTES = 64 * 1024 * 1024
@@ -135,7 +136,7 @@ export class WalLog implements LogStorage {
     }).sort((a, b) => a - b)
 
     // The newest readable snapshot is the base; the log is replayed on top of it.
-    const found = yield* ioNewestSnapshot()
+    const found = yield* newestSnapshot()
     let snapshot: Snapshot | null = found.snapshot
     const fresh = segmentSeqs.length === 0 && snapshot === null
     const markFile = parseTailMark(yield* ioRead(TAIL_MARK_FILE))
@@ -151,7 +152,7 @@ export class WalLog implements LogStorage {
     if (fresh && options.founding !== undefined) {
       memory = new MemoryLogStorage({ confState: options.founding, bootstrapData: options.bootstrapData ?? new Uint8Array(0) })
       snapshot = bootstrapSnapshot(options.founding, options.bootstrapData ?? new Uint8Array(0))
-      yield* ioDo({ op: 'snapshot-save', snap: snapshot })
+      yield* saveSnapshot(snapshot)
       hardState = bootstrapHardState()
     } else {
       memory = new MemoryLogStorage()
@@ -328,7 +329,7 @@ export class WalLog implements LogStorage {
       const records: WalRecord[] = []
       if (batch.snapshot !== undefined && batch.snapshot.metadata.index > this.memory.snapshot().metadata.index) {
         // The snapshot must be durable before the log says it exists.
-        yield* ioDo({ op: 'snapshot-save', snap: batch.snapshot })
+        yield* saveSnapshot(batch.snapshot)
         records.push({ kind: 'snapshot', index: batch.snapshot.metadata.index, term: batch.snapshot.metadata.term, replacesLog: true })
       }
       for (const entry of batch.entries) records.push({ kind: 'entry', entry })
@@ -368,7 +369,7 @@ export class WalLog implements LogStorage {
    * other, as it holds applied (so committed) state.
    */
   *saveSnapshot(snap: Snapshot): LogJob<void> {
-    yield* ioDo({ op: 'snapshot-save', snap })
+    yield* saveSnapshot(snap)
   }
 
   /**
@@ -384,7 +385,7 @@ export class WalLog implements LogStorage {
       this.memory.createSnapshot(snap.metadata.index, snap.metadata.confState, snap.data)
       yield* this.writeDurably([{ kind: 'snapshot', index: snap.metadata.index, term: snap.metadata.term, replacesLog: false }])
       yield* this.mark(false)
-      yield* ioDo({ op: 'snapshot-prune', keep: this.keepSnapshots })
+      yield* pruneSnapshots(this.keepSnapshots)
       return true
     } finally {
       this.writing = false

@@ -46,6 +46,8 @@ const CORES = [
   // The Raft log's decisions and codecs (the simulator runs them over its own file system); only
   // file-log-storage.ts and fs-util.ts touch real files.
   ...tsFiles('storage/raft-log', /^(file-log-storage|fs-util)\.ts$/),
+  // The snapshot store's layout and decisions (its Datastore adapter is snapshot-store.ts).
+  'storage/snapshots/snapshot-jobs.ts',
   // The simulator, all of it (its worker-thread runner lives in cli/).
   ...tsFiles('simulations'),
   ...tsFiles('simulations/checkers'),
